@@ -1,0 +1,279 @@
+"""Make R2R match one claimed ledger row, idempotently.
+
+Contract of :meth:`Applier.apply`
+---------------------------------
+* **Tombstone**: every R2R id this engine created for the document is deleted
+  (404 counts as done).  Deleting a document drops its memberships with it.
+* **Labels only** (same content version): collection membership diff on the
+  applied R2R document, revocations first, then grants.  Nothing is re-embedded.
+* **New or changed content**: gap-free replace.  The desired version has its
+  own deterministic R2R id (:func:`~onyx.r2r_sender.ids.r2r_version_id`).
+  Revocations are applied to the old version first (fail closed), the new
+  version is created (or adopted when an interrupted earlier attempt already
+  created it), verified (``ingestion_status == success``) and given its grants;
+  only then are the old version and any orphan of an interrupted attempt
+  deleted.  At every instant one complete version is searchable; searches made
+  through :mod:`onyx.r2r_sender.search` keep only the newest version of a
+  document, raw R2R searches may briefly see two.
+* Every step is idempotent, so a crash anywhere leaves a state the next apply
+  completes.  Raises the client's :class:`~onyx.r2r_sender.errors.R2RError`
+  subclasses, or :class:`ApplyError` for a row that cannot be applied.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from onyx.r2r_sender.client import R2RClient
+from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
+from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.errors import (
+    R2RAlreadyExistsError,
+    R2RBusyError,
+    R2RNotFoundError,
+    R2RRetryableError,
+)
+from onyx.r2r_sender.ledger import Claim, Outcome
+from onyx.r2r_sender.r2r_types import R2RDocument
+
+logger = logging.getLogger(__name__)
+
+VERSION_KEY = "bridge_version"
+SEQ_KEY = "bridge_seq"
+
+
+class ApplyError(Exception):
+    """A ledger row that cannot be applied as it stands (not an R2R failure)."""
+
+    def __init__(self, document_id: str, reason: str, *, retryable: bool) -> None:
+        self.document_id = document_id
+        self.reason = reason
+        self.retryable = retryable
+        super().__init__(f"document {document_id!r}: {reason}")
+
+
+class Applier:
+    """Applies claims to one R2R server.  Thread-safe (shares the pooled client)."""
+
+    def __init__(
+        self, client: R2RClient, resolver: CollectionResolver, settings: BridgeSettings
+    ) -> None:
+        self.client = client
+        self.resolver = resolver
+        self.settings = settings
+
+    # ----------------------------------------------------------------- entry
+    def apply(self, claim: Claim) -> Outcome:
+        """Make R2R match *claim*'s desired state; return what was applied."""
+        if claim.desired_deleted:
+            return self._apply_tombstone(claim)
+        if not claim.content_changed and claim.applied_r2r_id is not None:
+            try:
+                return self._apply_labels(claim, claim.applied_r2r_id)
+            except R2RNotFoundError as exc:
+                if "ollection" in exc.message:
+                    raise
+                # the applied document vanished from R2R: re-create it
+                logger.warning(
+                    "r2r document %s of %r is missing; re-creating it",
+                    claim.applied_r2r_id,
+                    claim.document_id,
+                )
+                return self._apply_content(claim, old_id=None)
+        old_id = None if claim.applied_deleted else claim.applied_r2r_id
+        return self._apply_content(claim, old_id=old_id)
+
+    # ------------------------------------------------------------- tombstone
+    def _apply_tombstone(self, claim: Claim) -> Outcome:
+        writes = 0
+        for r2r_id in _unique([claim.applied_r2r_id, *claim.pending_r2r_ids]):
+            if self.client.delete_document(r2r_id):
+                writes += 1
+        return Outcome(
+            r2r_id=None, version=None, deleted=True, labels=[], collections=[], writes=writes
+        )
+
+    # ---------------------------------------------------------------- labels
+    def _desired_collections(self, claim: Claim) -> dict[str, uuid.UUID]:
+        return self.resolver.resolve(
+            claim.tenant_id, [TENANT_LABEL, *claim.desired_labels], create=True
+        )
+
+    def _apply_labels(self, claim: Claim, r2r_id: uuid.UUID) -> Outcome:
+        by_label = self._desired_collections(claim)
+        writes = self._sync_memberships(
+            claim, r2r_id, current=set(claim.applied_collections), by_label=by_label
+        )
+        for stale in _unique(claim.pending_r2r_ids):
+            if stale != r2r_id and self.client.delete_document(stale):
+                writes += 1
+        return Outcome(
+            r2r_id=r2r_id,
+            version=claim.applied_version,
+            deleted=False,
+            labels=claim.desired_labels,
+            collections=sorted(set(by_label.values())),
+            writes=writes,
+        )
+
+    def _sync_memberships(
+        self,
+        claim: Claim,
+        r2r_id: uuid.UUID,
+        *,
+        current: set[uuid.UUID],
+        by_label: dict[str, uuid.UUID],
+    ) -> int:
+        """Revoke, then grant, so the document is never visible to a revoked principal."""
+        desired = set(by_label.values())
+        writes = 0
+        for collection_id in sorted(current - desired):
+            if self.client.remove_document_from_collection(collection_id, r2r_id):
+                writes += 1
+        for label, collection_id in sorted(by_label.items()):
+            if collection_id in current:
+                continue
+            writes += self._grant(claim, r2r_id, label, collection_id)
+        return writes
+
+    def _grant(self, claim: Claim, r2r_id: uuid.UUID, label: str, collection_id: uuid.UUID) -> int:
+        try:
+            return int(self.client.add_document_to_collection(collection_id, r2r_id))
+        except R2RNotFoundError as exc:
+            if "ollection" not in exc.message:
+                raise
+            # the collection was deleted behind our back: resolve it again, once
+            self.resolver.invalidate(claim.tenant_id, label)
+            fresh = self.resolver.resolve(claim.tenant_id, [label], create=True)[label]
+            return int(self.client.add_document_to_collection(fresh, r2r_id))
+
+    # --------------------------------------------------------------- content
+    def _apply_content(self, claim: Claim, *, old_id: uuid.UUID | None) -> Outcome:
+        target = claim.target_r2r_id
+        if target is None or claim.r2r_metadata is None:
+            raise ApplyError(
+                claim.document_id,
+                "the ledger has no payload for the desired version (re-send the document)",
+                retryable=False,
+            )
+        by_label = self._desired_collections(claim)
+        desired = set(by_label.values())
+        writes = 0
+        # 1. fail closed: revoke on the old version before anything is granted
+        if old_id is not None and old_id != target:
+            for collection_id in sorted(set(claim.applied_collections) - desired):
+                if self.client.remove_document_from_collection(collection_id, old_id):
+                    writes += 1
+        # 2. the new version exists, complete, with the right content
+        created, document = self._ensure_version(claim, target, by_label)
+        writes += int(created)
+        # 3. its memberships are exactly the desired ones
+        current = set(document.collection_ids)
+        writes += self._sync_memberships(claim, target, current=current, by_label=by_label)
+        # 4. only now retire the old version and any orphan of an interrupted attempt
+        for stale in _unique([old_id, *claim.pending_r2r_ids]):
+            if stale != target and self.client.delete_document(stale):
+                writes += 1
+        return Outcome(
+            r2r_id=target,
+            version=claim.desired_version,
+            deleted=False,
+            labels=claim.desired_labels,
+            collections=sorted(desired),
+            writes=writes,
+        )
+
+    def _ensure_version(
+        self, claim: Claim, target: uuid.UUID, by_label: dict[str, uuid.UUID]
+    ) -> tuple[bool, R2RDocument]:
+        """Create the target version unless a complete copy exists; return (created, doc)."""
+        tenant_collection = by_label[TENANT_LABEL]
+        metadata = {
+            **(claim.r2r_metadata or {}),
+            VERSION_KEY: claim.desired_version,
+            SEQ_KEY: claim.seq,
+        }
+        for _ in range(3):
+            try:
+                if claim.chunks:
+                    # the chunk path assigns every collection at once
+                    collections = [
+                        tenant_collection,
+                        *sorted(c for c in set(by_label.values()) if c != tenant_collection),
+                    ]
+                    self.client.create_document(
+                        document_id=target,
+                        chunks=claim.chunks,
+                        metadata=metadata,
+                        collection_ids=collections,
+                    )
+                else:
+                    # R2R assigns only the first collection on raw-text create (#2028);
+                    # the grants follow in _sync_memberships.
+                    self.client.create_document(
+                        document_id=target,
+                        raw_text=claim.text or "",
+                        metadata=metadata,
+                        collection_ids=[tenant_collection],
+                    )
+            except R2RAlreadyExistsError:
+                existing = self.client.get_document(target)
+                if existing.ingestion_status == "success":
+                    return False, existing  # an interrupted attempt already created it
+                if existing.ingestion_status == "failed":
+                    self.client.delete_document(target)
+                    continue
+                self._handle_in_progress(claim, existing)
+                continue
+            except R2RBusyError:
+                existing = self.client.get_document(target)
+                self._handle_in_progress(claim, existing)
+                continue
+            document = self.client.get_document(target)
+            if document.ingestion_status != "success":
+                failure = str(document.metadata.get("failure", document.ingestion_status))
+                # leave nothing half-made behind; the next attempt starts clean
+                self.client.delete_document(target)
+                raise R2RRetryableError(
+                    f"ingestion ended with status {document.ingestion_status}: {failure}",
+                    operation="create_document",
+                    document_id=str(target),
+                )
+            return True, document
+        raise R2RRetryableError(
+            "the document stayed in a non-final ingestion state",
+            operation="create_document",
+            document_id=str(target),
+        )
+
+    def _handle_in_progress(self, claim: Claim, existing: R2RDocument) -> None:
+        """An ingestion of *existing* is running or stuck: wait (busy) or clear it."""
+        updated = existing.updated_at or existing.created_at
+        age = (datetime.now(UTC) - updated).total_seconds() if updated is not None else float("inf")
+        if age < self.settings.stuck_ingestion_seconds:
+            raise R2RBusyError(
+                f"document is being ingested (status {existing.ingestion_status}, {age:.0f}s old)",
+                operation="create_document",
+                document_id=str(existing.id),
+            )
+        logger.warning(
+            "deleting r2r document %s of %r stuck in %s for %.0fs",
+            existing.id,
+            claim.document_id,
+            existing.ingestion_status,
+            age,
+        )
+        self.client.delete_document(existing.id)
+        time.sleep(0.05)
+
+
+def _unique(ids: Iterable[uuid.UUID | None]) -> list[uuid.UUID]:
+    seen: list[uuid.UUID] = []
+    for value in ids:
+        if value is not None and value not in seen:
+            seen.append(value)
+    return seen
