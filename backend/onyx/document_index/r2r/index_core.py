@@ -1,0 +1,522 @@
+"""``R2RIndexCore``: everything of Onyx's ``DocumentIndex`` for R2R, without importing Onyx.
+
+``R2RIndex`` (``r2r_index.py``) is ``class R2RIndex(R2RIndexCore, DocumentIndex)``
+inside Onyx; CI drives this class directly with Onyx-shaped objects.  Onyx's
+objects are read by attribute name; results are built by two factories the
+host passes in (Onyx's ``InferenceChunk`` and ``DocumentInsertionRecord``).
+
+Writes (``index``/``delete``/``update``) only **record** into the mirror's
+ledger (one short transaction, bounded by :mod:`host` timeouts) and ring the
+workers' doorbell: no R2R call, because Onyx holds document row locks during
+``index()``.  They never raise because of the mirror: a failure is logged and
+counted, and reconciliation/backfill repair what was missed.  For FUTURE
+(re-embedding) search settings writes are skipped (``writes_enabled=False``)
+while insertion records are still returned, so Onyx's accounting completes.
+
+Reads (the five retrievals) are served by R2R through the collections the
+engine maintains (see :mod:`filters`); a user never receives a chunk outside
+the collections of their ACL principals.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from onyx.document_index.r2r.chunk_mapping import inference_chunk_fields
+from onyx.document_index.r2r.filters import ResolvedScope, scope_from_index_filters
+from onyx.r2r_integration.policy import index_owns_content
+from onyx.r2r_sender import ledger_ops
+from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
+from onyx.r2r_sender.errors import R2RNotFoundError
+from onyx.r2r_sender.metrics import Counters
+from onyx.r2r_sender.onyx_shapes import (
+    document_access_acl,
+    enum_value,
+    field_of,
+    source_document_from_onyx,
+)
+from onyx.r2r_sender.payload import SourceDocument
+from onyx.r2r_sender.r2r_types import R2RChunk
+from onyx.r2r_sender.search import newest_versions
+from onyx.r2r_sender.sender import R2RDocumentSender
+
+logger = logging.getLogger(__name__)
+
+HIDDEN_FLAG = "hidden"
+SEMANTIC_RETRIEVAL_UNSUPPORTED = (
+    "R2RIndex cannot serve semantic_retrieval: R2R embeds queries with its own model, so "
+    "Onyx's query embedding is unusable and this call carries no query text. Onyx "
+    "(a7d66a8) never calls it; use hybrid_retrieval or keyword_retrieval."
+)
+MAX_FETCH_WORKERS = 8
+
+ChunkFactory = Callable[..., Any]
+RecordFactory = Callable[[str, bool], Any]
+
+
+@dataclass
+class IndexStats:
+    """Per-instance counters of what the index recorded or had to give up on."""
+
+    documents_seen: int = 0
+    content_recorded: int = 0
+    access_recorded: int = 0
+    content_fallback: int = 0
+    deletes_recorded: int = 0
+    updates_recorded: int = 0
+    unknown: int = 0
+    errors: int = 0
+    skipped_future: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + amount)
+
+
+@dataclass
+class _SeenDocument:
+    """One document of an ``index()`` call: its Onyx document, access and regular chunks."""
+
+    doc: Any
+    access: Any
+    sets: set[str] | None
+    parts: list[tuple[int, str]] = field(default_factory=list)
+
+    def acl(self) -> list[str] | None:
+        return None if self.access is None else document_access_acl(self.access)
+
+    def text(self) -> str:
+        return "\n".join(content for _, content in sorted(self.parts, key=lambda p: p[0]))
+
+    def source_document(self) -> SourceDocument:
+        base = source_document_from_onyx(self.doc, default_acl=None)
+        return dataclasses.replace(
+            base,
+            text=self.text(),
+            acl=self.acl(),
+            sets=sorted(self.sets) if self.sets is not None else None,
+        )
+
+
+class R2RIndexCore:
+    """Onyx's ``DocumentIndex`` contract, served by the mirror engine and R2R.
+
+    *sender_factory* builds the tenant's :class:`R2RDocumentSender` (called lazily,
+    so construction never fails); *reader_factory* builds the retrieval
+    :class:`~onyx.r2r_integration.host.Reader`.  *docfetching_export* is whether
+    the docfetching sender owns connector documents' content (see :mod:`policy`).
+    """
+
+    def __init__(
+        self,
+        *,
+        tenant_id: str,
+        chunk_factory: ChunkFactory,
+        record_factory: RecordFactory,
+        docfetching_export: bool,
+        writes_enabled: bool = True,
+        settings: BridgeSettings | None = None,
+        credentials: R2RCredentials | Callable[[], R2RCredentials] | None = None,
+        sender_factory: Callable[[], R2RDocumentSender] | None = None,
+        reader_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        self.tenant_id = tenant_id
+        self.chunk_factory = chunk_factory
+        self.record_factory = record_factory
+        self.docfetching_export = docfetching_export
+        self.writes_enabled = writes_enabled
+        self._settings = settings
+        self._credentials = credentials
+        self._sender_factory = sender_factory
+        self._reader_factory = reader_factory
+        self._sender: R2RDocumentSender | None = None
+        self.stats = IndexStats()
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(tenant_id={self.tenant_id!r}, "
+            f"writes_enabled={self.writes_enabled}, docfetching_export={self.docfetching_export})"
+        )
+
+    # ------------------------------------------------------------ plumbing
+    @property
+    def settings(self) -> BridgeSettings:
+        if self._settings is None:
+            self._settings = BridgeSettings.from_env()
+        return self._settings
+
+    def credentials(self) -> R2RCredentials | None:
+        """The tenant's R2R server and credential (resolved lazily, then kept)."""
+        if callable(self._credentials):
+            self._credentials = self._credentials()
+        return self._credentials
+
+    def sender(self) -> R2RDocumentSender:
+        if self._sender is None:
+            if self._sender_factory is not None:
+                self._sender = self._sender_factory()
+            else:
+                from onyx.r2r_integration.host import host_sender
+
+                self._sender = host_sender(
+                    self.tenant_id, self.settings, credentials=self.credentials()
+                )
+        return self._sender
+
+    def reader(self) -> Any:
+        if self._reader_factory is not None:
+            return self._reader_factory()
+        from onyx.r2r_integration.host import host_reader
+
+        return host_reader(self.settings, self.credentials())
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        """Count in-process and (best effort) in the engine's Redis counters."""
+        if amount <= 0:
+            return
+        self.stats.add(name, amount)
+        try:
+            from onyx.r2r_integration.host import host_redis
+
+            Counters(host_redis(self.settings.broker_url)).add(
+                self.tenant_id, f"index_{name}", amount
+            )
+        except Exception:  # counting never fails the caller
+            logger.debug("could not count %s", name, exc_info=True)
+
+    # --------------------------------------------------------------- schema
+    def verify_and_create_index_if_necessary(
+        self,
+        embedding_dim: int,  # R2R embeds with its own model
+        embedding_precision: Any,
+    ) -> None:
+        """No-op: R2R's schema is R2R's; never fails Onyx's start-up."""
+        return None
+
+    # ---------------------------------------------------------------- index
+    def index(self, chunks: Iterable[Any], indexing_metadata: Any) -> list[Any]:
+        """Record the documents of *chunks*; return one insertion record per document seen.
+
+        The stream is consumed once.  Large (multipass) chunks, which overlap the
+        regular ones, are skipped when the text is rebuilt.  Errors of the stream
+        itself propagate (Onyx retries per document); the mirror's never do.
+        """
+        seen: dict[str, _SeenDocument] = {}
+        for chunk in chunks:
+            doc = field_of(chunk, "source_document")
+            doc_id = str(field_of(doc, "id"))
+            item = seen.get(doc_id)
+            if item is None:
+                sets = field_of(chunk, "document_sets")
+                item = _SeenDocument(
+                    doc=doc,
+                    access=field_of(chunk, "access"),
+                    sets=set(sets) if sets is not None else None,
+                )
+                seen[doc_id] = item
+            if field_of(chunk, "large_chunk_reference_ids"):
+                continue
+            item.parts.append(
+                (int(field_of(chunk, "chunk_id", 0)), field_of(chunk, "content") or "")
+            )
+        records = [self.record_factory(d, _already_existed(indexing_metadata, d)) for d in seen]
+        self.stats.add("documents_seen", len(seen))
+        if not seen:
+            return records
+        if not self.writes_enabled:
+            self.stats.add("skipped_future", len(seen))
+            return records
+        try:
+            self._record_index(seen)
+        except Exception:  # the mirror never fails Onyx's indexing
+            logger.exception(
+                "r2r mirror: could not record %d documents of tenant %s (reconciliation repairs)",
+                len(seen),
+                self.tenant_id,
+            )
+            self._count("errors", len(seen))
+        return records
+
+    def _record_index(self, seen: dict[str, _SeenDocument]) -> None:
+        sender = self.sender()
+        content: list[_SeenDocument] = []
+        access_only: dict[str, _SeenDocument] = {}
+        for doc_id, item in seen.items():
+            owns = index_owns_content(
+                source=enum_value(field_of(item.doc, "source")),
+                from_ingestion_api=bool(field_of(item.doc, "from_ingestion_api", False)),
+                docfetching_export=self.docfetching_export,
+            )
+            if owns:
+                content.append(item)
+            else:
+                access_only[doc_id] = item
+        if access_only:
+            report = sender.update_access(
+                {d: item.acl() for d, item in access_only.items()},
+                sets_by_document={
+                    d: (sorted(item.sets) if item.sets is not None else None)
+                    for d, item in access_only.items()
+                },
+            )
+            self.stats.add("access_recorded", len(report.changed) + len(report.unchanged))
+            # the docfetching send never reached the ledger: nobody else will record it
+            fallback = [access_only[d] for d in report.unknown if d in access_only]
+            if fallback:
+                self._count("content_fallback", len(fallback))
+                content.extend(fallback)
+        if content:
+            docs: list[SourceDocument] = []
+            for item in content:
+                try:
+                    docs.append(item.source_document())
+                except Exception as exc:  # noqa: BLE001 - one document never breaks the batch
+                    logger.warning(
+                        "r2r mirror: unreadable document %r: %s", field_of(item.doc, "id"), exc
+                    )
+                    self._count("errors")
+            if docs:
+                report = sender.send_batch(docs)
+                self.stats.add("content_recorded", report.accepted)
+                if report.rejected:
+                    self._count("errors", len(report.rejected))
+
+    # --------------------------------------------------------------- delete
+    def delete(self, document_id: str, chunk_count: int | None = None) -> int:
+        """Record the deletion; returns 0 (R2R deletes asynchronously).  Never raises."""
+        if not self.writes_enabled:
+            return 0
+        try:
+            self.sender().delete_documents([document_id])
+            self.stats.add("deletes_recorded")
+        except Exception:  # deletion/pruning must never stall on the mirror
+            logger.exception(
+                "r2r mirror: could not record deletion of %r (tenant %s)",
+                document_id,
+                self.tenant_id,
+            )
+            self._count("errors")
+        return 0
+
+    # --------------------------------------------------------------- update
+    def update(self, update_requests: list[Any]) -> None:
+        """Record ACL, document-set and hidden changes (labels; no re-embedding).  Never raises.
+
+        ``boost``, ``project_ids``, ``persona_ids``, ``created_at`` and
+        ``secondary_index_updated`` have no R2R counterpart and are ignored.
+        """
+        if not self.writes_enabled:
+            return
+        try:
+            acl: dict[str, list[str] | None] = {}
+            sets: dict[str, list[str] | None] = {}
+            flags: dict[str, list[str] | None] = {}
+            for request in update_requests:
+                access = field_of(request, "access")
+                document_sets = field_of(request, "document_sets")
+                hidden = field_of(request, "hidden")
+                for doc_id in field_of(request, "document_ids") or ():
+                    if access is not None:
+                        acl[doc_id] = document_access_acl(access)
+                    if document_sets is not None:
+                        sets[doc_id] = sorted(document_sets)
+                    if hidden is not None:
+                        flags[doc_id] = [HIDDEN_FLAG] if hidden else []
+            if not (acl or sets or flags):
+                return
+            report = self.sender().update_access(
+                acl, sets_by_document=sets, flags_by_document=flags
+            )
+            self.stats.add("updates_recorded", len(report.changed) + len(report.unchanged))
+            if report.unknown:
+                # not mirrored yet (e.g. the mirror was switched on later): backfill records them
+                self._count("unknown", len(report.unknown))
+            if report.rejected:
+                self._count("errors", len(report.rejected))
+        except Exception:  # metadata sync must never stall on the mirror
+            logger.exception(
+                "r2r mirror: could not record %d metadata updates (tenant %s)",
+                len(update_requests),
+                self.tenant_id,
+            )
+            self._count("errors")
+
+    # ------------------------------------------------------------ retrieval
+    def _scope(self, filters: Any, include_hidden: bool) -> tuple[Any, ResolvedScope | None]:
+        reader = self.reader()
+        scope = scope_from_index_filters(
+            filters, tenant_id=self.tenant_id, include_hidden=include_hidden
+        )
+        if scope.impossible is not None:
+            logger.info("r2r retrieval matches nothing: %s", scope.impossible)
+            return reader, None
+        known = reader.resolver.resolve(self.tenant_id, scope.labels, create=False)
+        return reader, scope.resolve(known)
+
+    def _search(
+        self,
+        query: str,
+        filters: Any,
+        num_to_retrieve: int,
+        mode: Literal["hybrid", "fulltext", "semantic"],
+        include_hidden: bool = False,
+    ) -> list[Any]:
+        if not query or not query.strip() or num_to_retrieve <= 0:
+            return []
+        reader, resolved = self._scope(filters, include_hidden)
+        if resolved is None:
+            return []
+        limit = min(num_to_retrieve, 1000)
+        hits = reader.client.search(
+            query,
+            collection_ids=resolved.collection_ids,
+            filters=resolved.r2r_filter(),
+            limit=min(1000, max(limit * 2, limit + 10)),
+            mode=mode,
+        )
+        return [
+            self.chunk_factory(
+                **inference_chunk_fields(
+                    text=hit.text,
+                    metadata=hit.metadata,
+                    collection_ids=hit.collection_ids,
+                    score=hit.score,
+                    hidden_collection=resolved.hidden_collection,
+                )
+            )
+            for hit in newest_versions(hits)[:limit]
+        ]
+
+    def hybrid_retrieval(
+        self,
+        query: str,
+        query_embedding: Any,  # R2R embeds the query itself
+        final_keywords: list[str] | None,
+        query_type: Any,
+        filters: Any,
+        num_to_retrieve: int,
+    ) -> list[Any]:
+        """R2R hybrid search (its own embedding + full text, RRF) with *filters* applied."""
+        final_query = " ".join(final_keywords) if final_keywords else query
+        return self._search(final_query, filters, num_to_retrieve, "hybrid")
+
+    def keyword_retrieval(
+        self, query: str, filters: Any, num_to_retrieve: int, include_hidden: bool = False
+    ) -> list[Any]:
+        """R2R full-text search; *include_hidden* serves Onyx's admin search."""
+        return self._search(query, filters, num_to_retrieve, "fulltext", include_hidden)
+
+    def semantic_retrieval(
+        self,
+        query_embedding: Any,
+        filters: Any,
+        num_to_retrieve: int,
+    ) -> list[Any]:
+        """Not servable: raises :class:`NotImplementedError` (see module README)."""
+        raise NotImplementedError(SEMANTIC_RETRIEVAL_UNSUPPORTED)
+
+    def _document_chunks(self, reader: Any, r2r_ids: Sequence[uuid.UUID]) -> list[list[R2RChunk]]:
+        def fetch(r2r_id: uuid.UUID) -> list[R2RChunk]:
+            try:
+                return reader.client.list_document_chunks(r2r_id)
+            except R2RNotFoundError:  # replaced or deleted meanwhile: reads as empty
+                return []
+
+        if len(r2r_ids) <= 1:
+            return [fetch(r) for r in r2r_ids]
+        with ThreadPoolExecutor(max_workers=min(MAX_FETCH_WORKERS, len(r2r_ids))) as pool:
+            return list(pool.map(fetch, r2r_ids))
+
+    def _chunk(self, chunk: R2RChunk, resolved: ResolvedScope, position: int) -> Any:
+        return self.chunk_factory(
+            **inference_chunk_fields(
+                text=chunk.text,
+                metadata=chunk.metadata,
+                collection_ids=chunk.collection_ids,
+                score=None,
+                hidden_collection=resolved.hidden_collection,
+                fallback_chunk_id=position,
+            )
+        )
+
+    def id_based_retrieval(
+        self,
+        chunk_requests: list[Any],
+        filters: Any,
+        batch_retrieval: bool = False,
+    ) -> list[Any]:
+        """The chunks of whole documents or chunk ranges, in order, that *filters* allow.
+
+        Hidden documents are not returned (as Onyx's OpenSearch index does).
+        """
+        if not chunk_requests:
+            return []
+        reader, resolved = self._scope(filters, include_hidden=False)
+        if resolved is None:
+            return []
+        doc_ids = list(dict.fromkeys(str(field_of(r, "document_id")) for r in chunk_requests))
+        applied = ledger_ops.applied_r2r_ids(reader.ledger, self.tenant_id, doc_ids)
+        wanted = [d for d in doc_ids if d in applied]
+        fetched = dict(
+            zip(wanted, self._document_chunks(reader, [applied[d] for d in wanted]), strict=True)
+        )
+        out: list[Any] = []
+        for request in chunk_requests:
+            chunks = fetched.get(str(field_of(request, "document_id")), [])
+            low = field_of(request, "min_chunk_ind")
+            high = field_of(request, "max_chunk_ind")
+            for position, chunk in enumerate(
+                sorted(chunks, key=lambda c: int(c.metadata.get("chunk_order", 0) or 0))
+            ):
+                order = int(chunk.metadata.get("chunk_order", position) or 0)
+                if (low is not None and order < low) or (high is not None and order > high):
+                    continue
+                if resolved.matches(chunk.collection_ids, chunk.metadata):
+                    out.append(self._chunk(chunk, resolved, position))
+        return out
+
+    def random_retrieval(
+        self, filters: Any, num_to_retrieve: int = 10, dirty: bool | None = None
+    ) -> list[Any]:
+        """Random chunks the filters allow (one per document, sampled from the ledger).
+
+        Chunks in R2R are never "dirty" (there is no secondary index to port to),
+        so ``dirty=True`` returns nothing.
+        """
+        if dirty or num_to_retrieve <= 0:
+            return []
+        reader, resolved = self._scope(filters, include_hidden=False)
+        if resolved is None:
+            return []
+        sample = ledger_ops.sample_applied(
+            reader.ledger, self.tenant_id, min(1000, num_to_retrieve * 4)
+        )
+        ids = list(sample.values())
+        out: list[Any] = []
+        for chunks in self._document_chunks(reader, ids):
+            allowed = [c for c in chunks if resolved.matches(c.collection_ids, c.metadata)]
+            if allowed:
+                pick = random.choice(allowed)
+                out.append(self._chunk(pick, resolved, 0))
+            if len(out) >= num_to_retrieve:
+                break
+        return out
+
+
+def _already_existed(indexing_metadata: Any, document_id: str) -> bool:
+    """Onyx's own signal: the document had chunks before this indexing run."""
+    try:
+        counts = field_of(indexing_metadata, "doc_id_to_chunk_cnt_diff") or {}
+        entry = counts.get(document_id)
+        return bool(entry is not None and (field_of(entry, "old_chunk_cnt") or 0) > 0)
+    except Exception:  # noqa: BLE001 - a record is always returned
+        return False

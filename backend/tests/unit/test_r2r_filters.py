@@ -1,0 +1,219 @@
+"""IndexFilters-shaped objects → R2R filters and the same rules evaluated locally."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from onyx_shaped import DocumentSource, IndexFilters, Tag, TimeRange
+
+from onyx.document_index.r2r.filters import iso_utc, scope_from_index_filters
+
+TENANT = "tenant_a"
+IDS = {
+    "tenant": uuid.uuid4(),
+    "flag:hidden": uuid.uuid4(),
+    "acl:PUBLIC": uuid.uuid4(),
+    "acl:user_email:alice@x.io": uuid.uuid4(),
+    "acl:group:eng": uuid.uuid4(),
+    "set:handbook": uuid.uuid4(),
+    "set:legal": uuid.uuid4(),
+}
+
+
+def cid(label: str) -> str:
+    return str(IDS[label])
+
+
+def resolve(filters: IndexFilters, include_hidden: bool = False, known=None):
+    scope = scope_from_index_filters(filters, tenant_id=TENANT, include_hidden=include_hidden)
+    return scope, scope.resolve(IDS if known is None else known)
+
+
+def chunk(*labels: str, **metadata):
+    return [cid("tenant"), *(cid(label) for label in labels)], {
+        "source_document_id": "d1",
+        **metadata,
+    }
+
+
+def test_acl_always_lets_public_through_and_resolves_known_principals() -> None:
+    scope, rs = resolve(IndexFilters(access_control_list=["user_email:alice@x.io", "group:ops"]))
+    assert scope.principals == ("PUBLIC", "user_email:alice@x.io", "group:ops")
+    assert "acl:group:ops" in scope.labels and "tenant" in scope.labels
+    # group:ops has no collection: nobody was ever granted it; it matches nothing
+    assert set(rs.collection_ids) == {cid("acl:PUBLIC"), cid("acl:user_email:alice@x.io")}
+    flt = rs.r2r_filter()["$and"]
+    assert {"collection_ids": {"$overlap": [cid("tenant")]}} in flt
+    assert {"collection_ids": {"$nin": [cid("flag:hidden")]}} in flt
+
+
+def test_acl_matching_locally() -> None:
+    _, rs = resolve(IndexFilters(access_control_list=["user_email:alice@x.io"]))
+    assert rs.matches(*chunk("acl:user_email:alice@x.io"))
+    assert rs.matches(*chunk("acl:PUBLIC"))
+    assert not rs.matches(*chunk("acl:group:eng"))
+    assert not rs.matches(*chunk())  # in no ACL collection: nobody sees it (fail closed)
+    # not in the tenant's collection: another tenant's document
+    assert not rs.matches([cid("acl:PUBLIC")], {"source_document_id": "x"})
+
+
+def test_no_acl_restriction_is_tenant_only() -> None:
+    scope, rs = resolve(IndexFilters(access_control_list=None))
+    assert scope.principals is None
+    assert rs.collection_ids == [cid("tenant")]
+    assert rs.matches(*chunk("acl:group:eng"))
+    assert rs.matches(*chunk())
+
+
+def test_empty_acl_means_public_only() -> None:
+    _, rs = resolve(IndexFilters(access_control_list=[]))
+    assert rs.collection_ids == [cid("acl:PUBLIC")]
+
+
+def test_unknown_principals_and_unknown_tenant_match_nothing() -> None:
+    known = {k: v for k, v in IDS.items() if k != "acl:PUBLIC"}
+    _, rs = resolve(IndexFilters(access_control_list=["user_email:nobody@x.io"]), known=known)
+    assert rs is None
+    _, rs = resolve(IndexFilters(access_control_list=None), known={})
+    assert rs is None
+
+
+def test_hidden_excluded_unless_included() -> None:
+    _, rs = resolve(IndexFilters(access_control_list=None))
+    assert not rs.matches(*chunk("flag:hidden"))
+    _, rs = resolve(IndexFilters(access_control_list=None), include_hidden=True)
+    assert rs.matches(*chunk("flag:hidden"))
+    assert all("$nin" not in str(c) for c in rs.r2r_filter()["$and"])
+    assert rs.hidden_collection == cid("flag:hidden")  # still known (for the hidden field)
+    # a tenant that never hid anything has no hidden collection: nothing to exclude
+    known = {k: v for k, v in IDS.items() if k != "flag:hidden"}
+    _, rs = resolve(IndexFilters(access_control_list=None), known=known)
+    assert rs.hidden is None
+
+
+def test_source_types_and_tags() -> None:
+    _, rs = resolve(
+        IndexFilters(
+            access_control_list=None,
+            source_type=[DocumentSource.CONFLUENCE, DocumentSource.WEB],
+            tags=[Tag("space", "ENG"), Tag("bad'key", "x"), Tag("labels", "b")],
+        )
+    )
+    flt = rs.r2r_filter()["$and"]
+    assert {"metadata.source_type": {"$in": ["confluence", "web"]}} in flt
+    tag_clause = next(c for c in flt if "$or" in c)
+    # the unsafe key is never sent to R2R (it splices keys into SQL)
+    assert tag_clause == {
+        "$or": [
+            {"metadata.source_metadata.space": {"$in": ["ENG"]}},
+            {"metadata.source_metadata.labels": {"$in": ["b"]}},
+        ]
+    }
+    assert rs.matches(*chunk(source_type="web", source_metadata={"labels": ["a", "b"]}))
+    assert rs.matches(*chunk(source_type="web", source_metadata={"space": "ENG"}))
+    assert not rs.matches(*chunk(source_type="web", source_metadata={"space": "OPS"}))
+    assert not rs.matches(*chunk(source_type="slack", source_metadata={"space": "ENG"}))
+
+
+def test_only_unsafe_tags_match_nothing() -> None:
+    scope, rs = resolve(IndexFilters(access_control_list=None, tags=[Tag('a"b', "x")]))
+    assert scope.impossible and rs is None
+
+
+def test_knowledge_scope_is_an_or_of_sets_and_attached_documents() -> None:
+    _, rs = resolve(
+        IndexFilters(
+            access_control_list=None, document_set=["handbook"], attached_document_ids=["d9"]
+        )
+    )
+    clause = next(c for c in rs.r2r_filter()["$and"] if "$or" in c)
+    assert clause == {
+        "$or": [
+            {"collection_ids": {"$overlap": [cid("set:handbook")]}},
+            {"metadata.source_document_id": {"$in": ["d9"]}},
+        ]
+    }
+    assert rs.matches(*chunk("set:handbook"))
+    assert rs.matches([cid("tenant")], {"source_document_id": "d9"})
+    assert not rs.matches(*chunk("set:legal"))
+
+
+def test_unsupported_knowledge_scope_fails_closed() -> None:
+    # persona/project/hierarchy scopes are not mirrored: alone they match nothing ...
+    for filters in (
+        IndexFilters(access_control_list=None, persona_id_filter=4),
+        IndexFilters(access_control_list=None, project_id_filter=7),
+        IndexFilters(access_control_list=None, hierarchy_node_ids=[3]),
+    ):
+        assert resolve(filters)[1] is None
+    # ... and never widen a scope they are OR'ed into
+    _, rs = resolve(
+        IndexFilters(access_control_list=None, document_set=["handbook"], project_id_filter=7)
+    )
+    assert rs.matches(*chunk("set:handbook"))
+    assert not rs.matches(*chunk("set:legal"))
+
+
+def test_forced_document_set_is_an_and_clause() -> None:
+    _, rs = resolve(
+        IndexFilters(
+            access_control_list=None, document_set=["handbook"], forced_document_set=["legal"]
+        )
+    )
+    flt = rs.r2r_filter()["$and"]
+    assert {"collection_ids": {"$overlap": [cid("set:legal")]}} in flt
+    assert not rs.matches(*chunk("set:handbook"))
+    assert rs.matches(*chunk("set:handbook", "set:legal"))
+    # a forced set nobody is in: nothing matches
+    assert resolve(IndexFilters(access_control_list=None, forced_document_set=["none"]))[1] is None
+
+
+def test_updated_at_range() -> None:
+    now = datetime.now(UTC)
+    recent = TimeRange(start=now - timedelta(days=7))
+    _, rs = resolve(IndexFilters(access_control_list=None, updated_at_range=recent))
+    clause = rs.r2r_filter()["$and"][-1]
+    assert clause == {"metadata.updated_at": {"$gte": iso_utc(recent.start)}}
+    assert rs.matches(*chunk(updated_at=iso_utc(now - timedelta(days=1))))
+    assert not rs.matches(*chunk(updated_at=iso_utc(now - timedelta(days=30))))
+    assert not rs.matches(*chunk())  # undated excluded for a recent window
+    # an old open-ended lower bound keeps undated documents (Onyx's rule)
+    old = TimeRange(start=now - timedelta(days=365))
+    _, rs = resolve(IndexFilters(access_control_list=None, updated_at_range=old))
+    assert "$or" in rs.r2r_filter()["$and"][-1]
+    assert rs.matches(*chunk())
+    # bounded window
+    window = TimeRange(start=now - timedelta(days=10), end=now - timedelta(days=5))
+    _, rs = resolve(IndexFilters(access_control_list=None, updated_at_range=window))
+    assert rs.matches(*chunk(updated_at=iso_utc(now - timedelta(days=7))))
+    assert not rs.matches(*chunk(updated_at=iso_utc(now - timedelta(days=2))))
+    # naive datetimes are UTC
+    assert iso_utc(datetime(2026, 1, 2, 3, 4, 5)) == "2026-01-02T03:04:05+00:00"
+    # an empty window matches nothing
+    empty = TimeRange(start=now, end=now - timedelta(days=1))
+    assert resolve(IndexFilters(access_control_list=None, updated_at_range=empty))[1] is None
+
+
+def test_created_at_range_is_not_enforced() -> None:
+    # the mirror stores no creation time; Onyx keeps undated documents for it
+    _, rs = resolve(
+        IndexFilters(access_control_list=None, created_at_range=TimeRange(start=datetime.now(UTC)))
+    )
+    assert len(rs.r2r_filter()["$and"]) == 2  # tenant + hidden only
+
+
+def test_other_tenant_in_filters_matches_nothing() -> None:
+    scope, rs = resolve(IndexFilters(access_control_list=None, tenant_id="tenant_b"))
+    assert scope.impossible and rs is None
+    _, rs = resolve(IndexFilters(access_control_list=None, tenant_id=TENANT))
+    assert rs is not None
+
+
+@pytest.mark.parametrize("key", ["a.b", "a'b", 'a"b', "a,b", "a{b", "a}b", "a\\b", "a\x01b", ""])
+def test_unsafe_tag_keys_are_dropped(key) -> None:
+    scope = scope_from_index_filters(
+        IndexFilters(access_control_list=None, tags=[Tag(key, "v")]), tenant_id=TENANT
+    )
+    assert scope.tags is None and scope.impossible
