@@ -1,0 +1,630 @@
+"""The R2R mirror's admin API: FastAPI router with prefix ``/admin/r2r``.
+
+Installing it into Onyx (the patch to ``backend/onyx/main.py``)::
+
+    from onyx.server.r2r.api import router as r2r_admin_router
+    ...
+    include_router_with_global_prefix_prepended(application, r2r_admin_router)
+
+Inside Onyx, the module-level :data:`router` is guarded by Onyx's admin permission
+dependency ``require_permission(Permission.FULL_ADMIN_PANEL_ACCESS)`` (from
+``onyx.auth.permissions`` / ``onyx.db.enums``) and resolves the tenant with
+``shared_configs.contextvars.get_current_tenant_id()``; both come from
+:mod:`onyx.server.r2r.host`, the only module that imports Onyx.  Outside Onyx those
+imports fail and the router refuses every request (403) unless a host builds its own with
+:func:`create_router` (``auth=`` and ``tenant=`` are injectable; see
+:mod:`onyx.server.r2r.standalone`).  The browser reaches it as ``/api/admin/r2r/...``.
+
+Endpoints: ``GET/PUT/DELETE /config``, ``POST /test``, ``PUT /export``, ``GET /status``,
+``GET /dead-letters``, ``POST /dead-letters/replay``, ``POST /resync``, ``POST /reconcile``.
+Every error is JSON ``{"detail": <plain sentence>, "error": <code>, ...}``; request bodies
+are never echoed back (they may hold the API key), and no secret is ever returned or logged.
+"""
+
+import logging
+import os
+import threading
+import traceback
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from celery import Celery
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from redis import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from onyx.r2r_sender.admin_status import tenant_status
+from onyx.r2r_sender.celery_app import build_app
+from onyx.r2r_sender.config import BridgeSettings, Secret
+from onyx.r2r_sender.credentials import (
+    URL_POLICY_ENV,
+    ConnectionTestError,
+    CredentialError,
+    CredentialInput,
+    CredentialStore,
+    CredentialView,
+    EncryptionKeyError,
+    EncryptionNotConfiguredError,
+    Keyring,
+    UrlPolicy,
+)
+from onyx.r2r_sender.doorbell import BACKFILL_TASK, RECONCILE_TASK, Doorbell
+from onyx.r2r_sender.ledger import Ledger, get_engine
+from onyx.server.r2r import host
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "/admin/r2r"
+_JOB_GUARD = "onyx_r2r:admin_job:"
+_JOB_GUARD_SECONDS = 30
+_TENANT_MAX = 128
+
+
+# ------------------------------------------------------------------ errors
+class AdminApiError(Exception):
+    """An error answer: ``status`` with ``{"detail": message, "error": code, **extra}``."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.extra = extra
+
+
+def _credential_error(exc: CredentialError) -> AdminApiError:
+    if isinstance(exc, ConnectionTestError):
+        return AdminApiError(
+            400, exc.code, exc.message, reason=exc.reason, r2r_status=exc.status_code
+        )
+    if isinstance(exc, EncryptionNotConfiguredError | EncryptionKeyError):
+        return AdminApiError(409, exc.code, exc.message)
+    return AdminApiError(422, exc.code, exc.message)
+
+
+def _safe_summary(exc: BaseException) -> str:
+    """An exception's type and message without SQL parameters (they may hold ciphertext)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc).__name__} ({type(exc.orig).__name__}): {str(exc.orig).strip()}"
+    if isinstance(exc, SQLAlchemyError):
+        return type(exc).__name__
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts: list[str] = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))
+        msg = str(error.get("msg", "invalid value"))
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "The request is not valid: " + "; ".join(parts or ["unreadable body"])
+
+
+def _json_error(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": message, "error": code, **extra})
+
+
+def _route_class(passthrough: tuple[type[BaseException], ...]) -> type[APIRoute]:
+    class R2RAdminRoute(APIRoute):
+        """Turns every failure into a JSON error (without echoing the request body)."""
+
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+            original = super().get_route_handler()
+
+            async def handler(request: Request) -> Response:
+                try:
+                    return await original(request)
+                except AdminApiError as exc:
+                    return _json_error(exc.status, exc.code, exc.message, **exc.extra)
+                except CredentialError as exc:
+                    err = _credential_error(exc)
+                    return _json_error(err.status, err.code, err.message, **err.extra)
+                except RequestValidationError as exc:
+                    return _json_error(422, "invalid_request", _validation_message(exc))
+                except StarletteHTTPException:
+                    raise
+                except Exception as exc:
+                    if passthrough and isinstance(exc, passthrough):
+                        raise
+                    return _unexpected(request, exc)
+
+            return handler
+
+    return R2RAdminRoute
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    where = f"{request.method} {request.url.path}"
+    trace = "".join(traceback.format_tb(exc.__traceback__))
+    logger.error("r2r admin API %s failed: %s\n%s", where, _safe_summary(exc), trace)
+    if isinstance(exc, DBAPIError | RedisError) or "OperationalError" in type(exc).__name__:
+        return _json_error(
+            503,
+            "backend_unavailable",
+            "The bridge's database or broker is unreachable right now; try again in a moment.",
+        )
+    return _json_error(500, "internal_error", "Internal error; the server log has the details.")
+
+
+# ------------------------------------------------------------------ models
+class ConnectionInput(BaseModel):
+    """A credential to test or save.  ``null`` secrets keep the stored ones (same URL only);
+    an empty ``api_key`` removes the stored key; an empty ``login_email`` removes the login."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: str = Field(max_length=2048)
+    api_key: SecretStr | None = Field(default=None, max_length=4096)
+    login_email: str | None = Field(default=None, max_length=320)
+    password: SecretStr | None = Field(default=None, max_length=4096)
+
+    def to_input(self) -> CredentialInput:
+        return CredentialInput(
+            base_url=self.base_url,
+            api_key=Secret(self.api_key.get_secret_value()) if self.api_key is not None else None,
+            login_email=self.login_email,
+            password=Secret(self.password.get_secret_value())
+            if self.password is not None
+            else None,
+        )
+
+
+class ExportInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+    mode: Literal["mirror", "replace"] = "mirror"
+
+
+class ReplayInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    all: bool = False
+    document_ids: list[str] | None = Field(default=None, max_length=1000)
+
+
+class EnvironmentView(BaseModel):
+    base_url: str
+    has_api_key: bool
+    login_email: str | None
+
+
+class EncryptionView(BaseModel):
+    configured: bool
+    key_source: str | None
+    allow_unencrypted: bool
+
+
+class ConfigView(BaseModel):
+    tenant_id: str
+    source: Literal["stored", "environment", "none"]
+    credential_type: str
+    base_url: str | None
+    has_api_key: bool
+    api_key_hint: str | None
+    login_email: str | None
+    has_password: bool
+    encrypted: bool
+    export_enabled: bool
+    export_mode: Literal["mirror", "replace"]
+    updated_at: datetime | None
+    environment: EnvironmentView
+    encryption: EncryptionView
+    url_policy: str
+
+
+class TestView(BaseModel):
+    ok: bool
+    base_url: str
+    auth: str
+    elapsed_ms: int
+    message: str
+
+
+class DeleteView(BaseModel):
+    deleted: bool
+    message: str
+
+
+class CountsView(BaseModel):
+    pending: int
+    retrying: int
+    synced: int
+    deleted: int
+    dead: int
+
+
+class ThroughputPoint(BaseModel):
+    minute: datetime
+    applied: int
+
+
+class BacklogPointView(BaseModel):
+    at: datetime
+    pending: int
+    dead: int
+
+
+class BreakerView(BaseModel):
+    state: str
+    consecutive_failures: int = 0
+    trips: int = 0
+    open_for_seconds: float = 0.0
+
+
+class ReconcileView(BaseModel):
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str
+    result: dict[str, Any]
+
+
+class StatusView(BaseModel):
+    tenant_id: str
+    r2r_base_url: str
+    counts: CountsView
+    total: int
+    backlog: int
+    oldest_pending_seconds: float | None
+    throughput: list[ThroughputPoint]
+    backlog_history: list[BacklogPointView]
+    breaker: BreakerView
+    counters: dict[str, int]
+    last_reconcile: ReconcileView | None
+    generated_at: datetime
+
+
+class DeadLetterView(BaseModel):
+    document_id: str
+    operation: Literal["upsert", "delete"]
+    error_class: str | None
+    reason: str | None
+    attempts: int
+    last_attempt_at: datetime | None
+
+
+class DeadLetterPage(BaseModel):
+    total: int
+    offset: int
+    limit: int
+    items: list[DeadLetterView]
+
+
+class ReplayView(BaseModel):
+    requeued: int
+    document_ids: list[str]
+    message: str
+
+
+class JobView(BaseModel):
+    job: Literal["resync", "reconcile"]
+    task: str
+    task_id: str
+    message: str
+
+
+# ----------------------------------------------------------------- context
+@dataclass
+class AdminContext:
+    """What the endpoints use; built lazily on the first request (imports stay cheap)."""
+
+    settings: BridgeSettings
+    store: CredentialStore
+    ledger: Ledger
+    redis: Redis
+    celery: Celery
+    doorbell: Doorbell
+
+    @classmethod
+    def build(
+        cls,
+        settings: BridgeSettings,
+        *,
+        keyring: Keyring | None = None,
+        url_policy: UrlPolicy | None = None,
+        store: CredentialStore | None = None,
+    ) -> "AdminContext":
+        engine = get_engine(settings.database_url)
+        redis = Redis.from_url(settings.broker_url)
+        celery = build_app(settings)
+        if url_policy is None and host.onyx_multi_tenant() and not _policy_env_set():
+            url_policy = UrlPolicy.PUBLIC
+        return cls(
+            settings=settings,
+            store=store or CredentialStore(engine, keyring=keyring, url_policy=url_policy),
+            ledger=Ledger(engine, settings),
+            redis=redis,
+            celery=celery,
+            doorbell=Doorbell(celery, redis, settings),
+        )
+
+
+def _policy_env_set() -> bool:
+    return bool(os.environ.get(URL_POLICY_ENV, "").strip())
+
+
+def _check_tenant(tenant_id: str) -> str:
+    if not tenant_id or len(tenant_id) > _TENANT_MAX:
+        raise AdminApiError(400, "invalid_tenant", "The tenant id is missing or too long.")
+    return tenant_id
+
+
+def _config_view(ctx: AdminContext, tenant_id: str, view: CredentialView | None) -> ConfigView:
+    settings = ctx.settings
+    env_creds = settings.credentials
+    env_has_secret = bool(env_creds.api_key) or env_creds.uses_login
+    keyring = ctx.store.keyring
+    stored = view is not None and view.has_secret
+    source: Literal["stored", "environment", "none"] = (
+        "stored" if stored else "environment" if env_has_secret else "none"
+    )
+    mode = view.export_mode if view is not None else "mirror"
+    return ConfigView(
+        tenant_id=tenant_id,
+        source=source,
+        credential_type=view.credential_type if view is not None else "r2r_api",
+        base_url=view.base_url if stored and view else settings.r2r_base_url,
+        has_api_key=bool(view and view.has_api_key),
+        api_key_hint=view.api_key_hint if view else None,
+        login_email=view.login_email if view else None,
+        has_password=bool(view and view.has_password),
+        encrypted=bool(view and view.encrypted),
+        export_enabled=bool(view and view.export_enabled),
+        export_mode="replace" if mode == "replace" else "mirror",
+        updated_at=view.updated_at if view else None,
+        environment=EnvironmentView(
+            base_url=settings.r2r_base_url,
+            has_api_key=bool(env_creds.api_key),
+            login_email=env_creds.email or None,
+        ),
+        encryption=EncryptionView(
+            configured=keyring.encrypts,
+            key_source=keyring.current.source if keyring.current else None,
+            allow_unencrypted=keyring.allow_unencrypted,
+        ),
+        url_policy=ctx.store.url_policy.value,
+    )
+
+
+# ------------------------------------------------------------------ router
+def create_router(
+    *,
+    auth: Callable[..., Any] | None = None,
+    tenant: Callable[..., str] | None = None,
+    settings: BridgeSettings | Callable[[], BridgeSettings] | None = None,
+    context: AdminContext | Callable[[], AdminContext] | None = None,
+    passthrough: tuple[type[BaseException], ...] | None = None,
+) -> APIRouter:
+    """Build the admin router.
+
+    ``auth``: a FastAPI dependency that raises (403) for non-admins; default: Onyx's admin
+    permission inside Onyx, else refuse everything.  ``tenant``: a dependency returning the
+    tenant id; default: Onyx's current tenant, else ``"public"``.  ``settings``/``context``:
+    what the endpoints use (default: ``BridgeSettings.from_env()``, built on first use).
+    """
+    auth_dep = auth or host.onyx_admin_dependency() or host.deny_all
+    tenant_dep = tenant or host.onyx_tenant_dependency() or host.default_tenant
+    lock = threading.Lock()
+    built: list[AdminContext] = []
+
+    def get_context() -> AdminContext:
+        if isinstance(context, AdminContext):
+            return context
+        with lock:
+            if not built:
+                if callable(context):
+                    built.append(context())
+                else:
+                    chosen = settings() if callable(settings) else settings
+                    built.append(AdminContext.build(chosen or BridgeSettings.from_env()))
+            return built[0]
+
+    def current_tenant(tenant_id: Annotated[str, Depends(tenant_dep)]) -> str:
+        return _check_tenant(tenant_id)
+
+    router = APIRouter(
+        prefix=PREFIX,
+        tags=["r2r-mirror"],
+        dependencies=[Depends(auth_dep)],
+        route_class=_route_class(
+            passthrough if passthrough is not None else host.passthrough_exceptions()
+        ),
+    )
+
+    @router.get("/config")
+    def get_config(
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+    ) -> ConfigView:
+        """The tenant's R2R connection (the API key is never returned: a hint at most)."""
+        return _config_view(ctx, tenant_id, ctx.store.get(tenant_id))
+
+    @router.put("/config")
+    def put_config(
+        body: ConnectionInput,
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+    ) -> ConfigView:
+        """Validate, live-test, encrypt and store the connection; nothing is stored on failure."""
+        view = ctx.store.save(tenant_id, body.to_input())
+        return _config_view(ctx, tenant_id, view)
+
+    @router.delete("/config")
+    def delete_config(
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+    ) -> DeleteView:
+        """Forget the stored connection and export switch (the environment's server remains)."""
+        deleted = ctx.store.delete(tenant_id)
+        return DeleteView(
+            deleted=deleted,
+            message="The stored connection was removed."
+            if deleted
+            else "No connection was stored for this tenant.",
+        )
+
+    @router.post("/test")
+    def test_connection(
+        body: ConnectionInput,
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+    ) -> TestView:
+        """Live-test a connection without storing it (``null`` secrets use the stored ones)."""
+        credentials = ctx.store.resolve(tenant_id, body.to_input())
+        result = ctx.store.test(credentials)
+        auth_text = {"api_key": "the API key", "login": "the login"}.get(
+            result.auth, "the API key and the login"
+        )
+        return TestView(
+            ok=True,
+            base_url=result.base_url,
+            auth=result.auth,
+            elapsed_ms=int(result.elapsed_seconds * 1000),
+            message=f"Connected to R2R at {result.base_url} with {auth_text}; its settings fit "
+            "the bridge.",
+        )
+
+    @router.put("/export")
+    def put_export(
+        body: ExportInput,
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+    ) -> ConfigView:
+        """Switch the export on or off and choose mirror or replace."""
+        view = ctx.store.set_export(
+            tenant_id,
+            enabled=body.enabled,
+            mode=body.mode,
+            default_base_url=ctx.settings.r2r_base_url,
+        )
+        logger.info(
+            "r2r export of tenant %s switched %s (%s)",
+            tenant_id,
+            "on" if body.enabled else "off",
+            body.mode,
+        )
+        return _config_view(ctx, tenant_id, view)
+
+    @router.get("/status")
+    def get_status(
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+        minutes: Annotated[int, Query(ge=1, le=60)] = 15,
+    ) -> StatusView:
+        """Counts per state, backlog, lag, throughput per minute, breaker, last reconcile."""
+        view = ctx.store.get(tenant_id)
+        base_url = view.base_url if view is not None and view.has_secret else None
+        snapshot = tenant_status(
+            tenant_id,
+            settings=ctx.settings,
+            ledger=ctx.ledger,
+            redis=ctx.redis,
+            base_url=base_url or ctx.settings.r2r_base_url,
+            minutes=minutes,
+        )
+        return StatusView.model_validate(snapshot)
+
+    @router.get("/dead-letters")
+    def get_dead_letters(
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=200)] = 25,
+    ) -> DeadLetterPage:
+        """Dead-lettered documents (newest failure first) with class and reason."""
+        rows = ctx.ledger.counts(tenant_id)
+        total = int(rows[0]["dead"]) if rows else 0
+        items = [
+            DeadLetterView(
+                document_id=d.document_id,
+                operation="delete" if d.desired_deleted else "upsert",
+                error_class=d.error_class,
+                reason=d.error,
+                attempts=d.attempts,
+                last_attempt_at=d.last_attempt_at,
+            )
+            for d in ctx.ledger.dead_letters(tenant_id, offset=offset, limit=limit)
+        ]
+        return DeadLetterPage(total=total, offset=offset, limit=limit, items=items)
+
+    @router.post("/dead-letters/replay")
+    def replay_dead_letters(
+        body: ReplayInput,
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+    ) -> ReplayView:
+        """Re-queue all dead letters, or the given ones, and ring the doorbell."""
+        if body.all == bool(body.document_ids):
+            raise AdminApiError(
+                422,
+                "invalid_request",
+                'Send either {"all": true} or a non-empty "document_ids" list.',
+            )
+        requeued = ctx.ledger.replay(tenant_id, None if body.all else body.document_ids)
+        ids = [doc for _, doc in requeued]
+        if ids:
+            ctx.doorbell.ring(tenant_id)
+        logger.info("replayed %d dead letters of tenant %s", len(ids), tenant_id)
+        message = (
+            f"Re-queued {len(ids)} document{'s' if len(ids) != 1 else ''}."
+            if ids
+            else "Nothing to replay: no matching dead letters (documents rejected as invalid "
+            "stay dead until Onyx sends a valid version)."
+        )
+        return ReplayView(requeued=len(ids), document_ids=ids[:1000], message=message)
+
+    def _start(ctx: AdminContext, tenant_id: str, job: Literal["resync", "reconcile"]) -> JobView:
+        task = BACKFILL_TASK if job == "resync" else RECONCILE_TASK
+        if not ctx.redis.set(f"{_JOB_GUARD}{job}:{tenant_id}", "1", nx=True, ex=_JOB_GUARD_SECONDS):
+            raise AdminApiError(
+                409,
+                "already_requested",
+                f"A {job} was requested less than {_JOB_GUARD_SECONDS} seconds ago; it is "
+                "queued or running.",
+            )
+        result = ctx.celery.send_task(
+            task,
+            kwargs={"tenant_id": tenant_id},
+            queue=ctx.settings.queue,
+            expires=ctx.settings.task_expires_seconds,
+        )
+        logger.info("queued %s (%s) for tenant %s", job, task, tenant_id)
+        what = (
+            "Resync started: Onyx's documents will be compared with the ledger and missing ones "
+            "queued."
+            if job == "resync"
+            else "Reconciliation started: R2R's documents will be compared with the ledger and "
+            "drift repaired."
+        )
+        return JobView(job=job, task=task, task_id=str(result.id), message=what)
+
+    @router.post("/resync", status_code=202)
+    def resync(
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+    ) -> JobView:
+        """Queue the backfill task (``onyx_r2r.backfill``) for the tenant."""
+        return _start(ctx, tenant_id, "resync")
+
+    @router.post("/reconcile", status_code=202)
+    def reconcile(
+        tenant_id: Annotated[str, Depends(current_tenant)],
+        ctx: Annotated[AdminContext, Depends(get_context)],
+    ) -> JobView:
+        """Queue the reconciliation task (``onyx_r2r.reconcile``) for the tenant."""
+        return _start(ctx, tenant_id, "reconcile")
+
+    return router
+
+
+# The router Onyx registers (Onyx's admin permission and tenant, settings from the env).
+router = create_router()

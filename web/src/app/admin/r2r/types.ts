@@ -1,0 +1,114 @@
+/** Shapes of the R2R admin API (`backend/onyx/server/r2r/api.py`). */
+
+export type ExportMode = "mirror" | "replace";
+
+export interface ConfigView {
+  tenant_id: string;
+  /** "stored": this tenant saved a connection; "environment": R2R_* settings; "none". */
+  source: "stored" | "environment" | "none";
+  credential_type: string;
+  base_url: string | null;
+  has_api_key: boolean;
+  /** A harmless hint such as "key_Ab…9xQ"; the key itself is never returned. */
+  api_key_hint: string | null;
+  login_email: string | null;
+  has_password: boolean;
+  encrypted: boolean;
+  export_enabled: boolean;
+  export_mode: ExportMode;
+  updated_at: string | null;
+  environment: {
+    base_url: string;
+    has_api_key: boolean;
+    login_email: string | null;
+  };
+  encryption: {
+    configured: boolean;
+    key_source: string | null;
+    allow_unencrypted: boolean;
+  };
+  url_policy: string;
+}
+
+/** Body of PUT /config and POST /test. `null` secrets keep the stored ones. */
+export interface ConnectionBody {
+  base_url: string;
+  api_key: string | null;
+  login_email: string | null;
+  password: string | null;
+}
+
+export interface TestView {
+  ok: boolean;
+  base_url: string;
+  auth: string;
+  elapsed_ms: number;
+  message: string;
+}
+
+export interface StatusCounts {
+  pending: number;
+  retrying: number;
+  synced: number;
+  deleted: number;
+  dead: number;
+}
+
+export interface BreakerView {
+  state: "closed" | "open" | "half_open" | "unknown" | string;
+  consecutive_failures: number;
+  trips: number;
+  open_for_seconds: number;
+}
+
+export interface ReconcileView {
+  id: number;
+  started_at: string;
+  finished_at: string | null;
+  outcome: string;
+  result: Record<string, unknown>;
+}
+
+export interface StatusView {
+  tenant_id: string;
+  r2r_base_url: string;
+  counts: StatusCounts;
+  total: number;
+  backlog: number;
+  oldest_pending_seconds: number | null;
+  throughput: { minute: string; applied: number }[];
+  backlog_history: { at: string; pending: number; dead: number }[];
+  breaker: BreakerView;
+  counters: Record<string, number>;
+  last_reconcile: ReconcileView | null;
+  generated_at: string;
+}
+
+export interface DeadLetter {
+  document_id: string;
+  operation: "upsert" | "delete";
+  error_class: string | null;
+  reason: string | null;
+  attempts: number;
+  last_attempt_at: string | null;
+}
+
+export interface DeadLetterPage {
+  total: number;
+  offset: number;
+  limit: number;
+  items: DeadLetter[];
+}
+
+export interface ReplayView {
+  requeued: number;
+  document_ids: string[];
+  message: string;
+}
+
+export interface JobView {
+  job: "resync" | "reconcile";
+  task: string;
+  task_id: string;
+  message: string;
+}
