@@ -42,6 +42,16 @@ from onyx.r2r_sender.payload import ACL_PREFIX, FLAG_PREFIX, SET_PREFIX, Prepare
 
 # classid of our advisory locks ("R2RL"); the objid is hashtext(tenant ␟ doc)
 LOCK_CLASS = 0x5232524C
+# The per-document advisory locks workers hold right now, read once per query
+# (pg_locks is a function scan: correlating it per row made claims O(backlog)).
+_HELD_LOCKS_CTE = (
+    "held AS MATERIALIZED (SELECT l.objid FROM pg_locks l WHERE l.locktype = 'advisory' "
+    "AND l.classid = CAST(:cls AS oid) AND l.objsubid = 2)"
+)
+_NOT_HELD = (
+    "NOT (CAST(hashtext(s.tenant_id || chr(31) || s.document_id) AS oid) "
+    "= ANY (ARRAY(SELECT objid FROM held)))"
+)
 _KEY_SQL = "hashtext(tenant_id || chr(31) || document_id)"
 _ERROR_TEXT_LIMIT = 2000
 
@@ -497,22 +507,28 @@ class Ledger:
         """
         conn = locks.connection
         with conn.begin():
+            # The advisory locks held right now are read once (a hashed set), and the
+            # due index is walked in claim order, stopping after :n rows: the cost does
+            # not grow with the backlog.  Payloads are joined for the picked rows only.
             rows = conn.execute(
                 text(
+                    f"WITH {_HELD_LOCKS_CTE}, picked AS ("
+                    f"  SELECT s.tenant_id, s.document_id FROM {SCHEMA}.document_state s "
+                    "  WHERE s.tenant_id = :t AND s.status = 'pending' "
+                    "  AND s.next_attempt_at <= now() "
+                    f"  AND {_NOT_HELD} "
+                    "  ORDER BY s.next_attempt_at, s.document_id "
+                    "  LIMIT :n FOR UPDATE OF s SKIP LOCKED) "
                     "SELECT s.tenant_id, s.document_id, s.desired_seq, s.desired_version, "
                     "s.desired_deleted, s.desired_labels, s.applied_version, s.applied_deleted, "
                     "s.applied_r2r_id, s.applied_labels, s.applied_collections, "
                     "s.pending_r2r_ids, s.attempts, p.version AS payload_version, "
                     "p.text_content, p.chunks, p.r2r_metadata "
-                    f"FROM {SCHEMA}.document_state s "
+                    f"FROM picked JOIN {SCHEMA}.document_state s "
+                    "  ON s.tenant_id = picked.tenant_id AND s.document_id = picked.document_id "
                     f"LEFT JOIN {SCHEMA}.document_payload p "
                     "  ON p.tenant_id = s.tenant_id AND p.document_id = s.document_id "
-                    "WHERE s.tenant_id = :t AND s.status = 'pending' AND s.next_attempt_at <= now() "
-                    "AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
-                    "  AND l.classid = CAST(:cls AS oid) AND l.objsubid = 2 "
-                    "  AND l.objid = CAST(hashtext(s.tenant_id || chr(31) || s.document_id) AS oid)) "
-                    "ORDER BY s.next_attempt_at, s.document_id "
-                    "LIMIT :n FOR UPDATE OF s SKIP LOCKED"
+                    "ORDER BY s.next_attempt_at, s.document_id"
                 ),
                 {"t": tenant_id, "n": limit, "cls": LOCK_CLASS},
             ).all()
@@ -702,11 +718,10 @@ class Ledger:
             return bool(
                 conn.execute(
                     text(
+                        f"WITH {_HELD_LOCKS_CTE} "
                         f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.document_state s "
                         "WHERE s.tenant_id = :t AND s.status = 'pending' AND s.next_attempt_at <= now() "
-                        "AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' "
-                        "  AND l.classid = CAST(:cls AS oid) AND l.objsubid = 2 "
-                        "  AND l.objid = CAST(hashtext(s.tenant_id || chr(31) || s.document_id) AS oid)))"
+                        f"AND {_NOT_HELD})"
                     ),
                     {"t": tenant_id, "cls": LOCK_CLASS},
                 ).scalar()

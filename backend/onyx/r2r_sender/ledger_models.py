@@ -58,6 +58,7 @@ class DocumentState(Base):
             "ix_document_state_due",
             "tenant_id",
             "next_attempt_at",
+            "document_id",
             postgresql_where=text("status = 'pending'"),
         ),
         Index("ix_document_state_status", "tenant_id", "status"),
