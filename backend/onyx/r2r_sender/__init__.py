@@ -5,7 +5,7 @@ Public surface of the R2R side:
 * :class:`R2RClient` - typed REST client (httpx + backoff) for R2R's ``/v3`` API;
 * the error hierarchy rooted at :class:`R2RError` and the pure :func:`classify`;
 * deterministic id derivation (:func:`r2r_document_id`, :func:`r2r_version_id`, ...);
-* typed results (:class:`R2RDocument`, :class:`R2RCollection`, :class:`SearchHit`,
+* typed results (:class:`IngestResult`, :class:`R2RDocument`, :class:`R2RCollection`, :class:`SearchHit`,
   :class:`R2RChunk`).
 """
 
@@ -27,10 +27,17 @@ from onyx.r2r_sender.ids import (
     r2r_version_id,
     tenant_namespace,
 )
-from onyx.r2r_sender.r2r_types import R2RChunk, R2RCollection, R2RDocument, SearchHit
+from onyx.r2r_sender.r2r_types import (
+    IngestResult,
+    R2RChunk,
+    R2RCollection,
+    R2RDocument,
+    SearchHit,
+)
 
 __all__ = [
     "BRIDGE_NAMESPACE",
+    "IngestResult",
     "R2RAlreadyExistsError",
     "R2RAuthError",
     "R2RBusyError",

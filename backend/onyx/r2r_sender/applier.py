@@ -10,7 +10,8 @@ Contract of :meth:`Applier.apply`
   own deterministic R2R id (:func:`~onyx.r2r_sender.ids.r2r_version_id`).
   Revocations are applied to the old version first (fail closed), the new
   version is created (or adopted when an interrupted earlier attempt already
-  created it), verified (``ingestion_status == success``) and given its grants;
+  created it), verified (R2R reports the ingestion finished inside the request, or a
+  read-back shows ``ingestion_status == success``) and given its grants;
   only then are the old version and any orphan of an interrupted attempt
   deleted.  At every instant one complete version is searchable; searches made
   through :mod:`onyx.r2r_sender.search` keep only the newest version of a
@@ -169,10 +170,9 @@ class Applier:
                 if self.client.remove_document_from_collection(collection_id, old_id):
                     writes += 1
         # 2. the new version exists, complete, with the right content
-        created, document = self._ensure_version(claim, target, by_label)
+        created, current = self._ensure_version(claim, target, by_label)
         writes += int(created)
         # 3. its memberships are exactly the desired ones
-        current = set(document.collection_ids)
         writes += self._sync_memberships(claim, target, current=current, by_label=by_label)
         # 4. only now retire the old version and any orphan of an interrupted attempt
         for stale in _unique([old_id, *claim.pending_r2r_ids]):
@@ -189,8 +189,16 @@ class Applier:
 
     def _ensure_version(
         self, claim: Claim, target: uuid.UUID, by_label: dict[str, uuid.UUID]
-    ) -> tuple[bool, R2RDocument]:
-        """Create the target version unless a complete copy exists; return (created, doc)."""
+    ) -> tuple[bool, set[uuid.UUID]]:
+        """Create the target version unless a complete copy exists.
+
+        Returns (created, the collections the version is in now).  A create that R2R
+        reports as ingested inside the request (simple orchestration) is complete: its
+        collections are the ones the create assigns (all of them on the chunk path, the
+        first on the raw-text path), with no extra read.  A queued ingestion, or a
+        version an earlier attempt left, is read back and must be ``success``.  Should
+        R2R drop an assignment silently, reconciliation finds the drift and repairs it.
+        """
         tenant_collection = by_label[TENANT_LABEL]
         metadata = {
             **(claim.r2r_metadata or {}),
@@ -201,29 +209,31 @@ class Applier:
             try:
                 if claim.chunks:
                     # the chunk path assigns every collection at once
-                    collections = [
+                    assigned = [
                         tenant_collection,
                         *sorted(c for c in set(by_label.values()) if c != tenant_collection),
                     ]
-                    self.client.create_document(
+                    result = self.client.ingest_document(
                         document_id=target,
                         chunks=claim.chunks,
                         metadata=metadata,
-                        collection_ids=collections,
+                        collection_ids=assigned,
                     )
                 else:
                     # R2R assigns only the first collection on raw-text create (#2028);
                     # the grants follow in _sync_memberships.
-                    self.client.create_document(
+                    assigned = [tenant_collection]
+                    result = self.client.ingest_document(
                         document_id=target,
                         raw_text=claim.text or "",
                         metadata=metadata,
-                        collection_ids=[tenant_collection],
+                        collection_ids=assigned,
                     )
             except R2RAlreadyExistsError:
                 existing = self.client.get_document(target)
                 if existing.ingestion_status == "success":
-                    return False, existing  # an interrupted attempt already created it
+                    # an interrupted attempt already created it
+                    return False, set(existing.collection_ids)
                 if existing.ingestion_status == "failed":
                     self.client.delete_document(target)
                     continue
@@ -233,6 +243,8 @@ class Applier:
                 existing = self.client.get_document(target)
                 self._handle_in_progress(claim, existing)
                 continue
+            if result.completed:
+                return True, set(assigned)
             document = self.client.get_document(target)
             if document.ingestion_status != "success":
                 failure = str(document.metadata.get("failure", document.ingestion_status))
@@ -243,7 +255,7 @@ class Applier:
                     operation="create_document",
                     document_id=str(target),
                 )
-            return True, document
+            return True, set(document.collection_ids)
         raise R2RRetryableError(
             "the document stayed in a non-final ingestion state",
             operation="create_document",

@@ -39,7 +39,13 @@ from onyx.r2r_sender.errors import (
     message_from_body,
     parse_retry_after,
 )
-from onyx.r2r_sender.r2r_types import R2RChunk, R2RCollection, R2RDocument, SearchHit
+from onyx.r2r_sender.r2r_types import (
+    IngestResult,
+    R2RChunk,
+    R2RCollection,
+    R2RDocument,
+    SearchHit,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -802,7 +808,7 @@ class R2RClient:
 
     # ------------------------------------------------------------------ documents
 
-    def create_document(
+    def ingest_document(
         self,
         *,
         document_id: UUIDLike,
@@ -811,13 +817,14 @@ class R2RClient:
         metadata: Mapping[str, Any],
         collection_ids: Sequence[UUIDLike],
         retry: bool = True,
-    ) -> UUID:
-        """Ingest one document synchronously (``POST /v3/documents``) and return its id.
+    ) -> IngestResult:
+        """Ingest one document (``POST /v3/documents``); return what R2R answered.
 
         Exactly one of ``raw_text`` (R2R chunks it) or ``chunks`` (stored as given, empty
         chunks dropped) must be given. Fields are sent urlencoded with ``ingestion_mode=custom``
         and ``run_with_orchestration=false``; with simple orchestration the document is
-        ``success`` when this returns. ``metadata`` is copied onto every chunk.
+        ``success`` when this returns (``completed``: R2R answered without a ``task_id``).
+        ``metadata`` is copied onto every chunk.
 
         Collections: the chunk path assigns every id in ``collection_ids``; the raw-text path
         assigns **only the first one** (R2R 3.6.6 bug #2028) - reconcile membership afterwards.
@@ -855,11 +862,40 @@ class R2RClient:
             retry=retry,
         )
         results = self._results(response, operation)
-        returned = results.get("document_id") if isinstance(results, dict) else None
+        if not isinstance(results, dict):
+            results = {}
+        returned = results.get("document_id")
         try:
-            return UUID(str(returned)) if returned else doc_id
+            returned_id = UUID(str(returned)) if returned else doc_id
         except ValueError:
-            return doc_id
+            returned_id = doc_id
+        task_id = results.get("task_id")
+        return IngestResult(
+            document_id=returned_id,
+            completed=task_id is None,
+            task_id=None if task_id is None else str(task_id),
+            message=str(results.get("message") or ""),
+        )
+
+    def create_document(
+        self,
+        *,
+        document_id: UUIDLike,
+        raw_text: str | None = None,
+        chunks: Sequence[str] | None = None,
+        metadata: Mapping[str, Any],
+        collection_ids: Sequence[UUIDLike],
+        retry: bool = True,
+    ) -> UUID:
+        """:meth:`ingest_document`, returning only the document id (same contract)."""
+        return self.ingest_document(
+            document_id=document_id,
+            raw_text=raw_text,
+            chunks=chunks,
+            metadata=metadata,
+            collection_ids=collection_ids,
+            retry=retry,
+        ).document_id
 
     def get_document(self, document_id: UUIDLike, *, retry: bool = True) -> R2RDocument:
         """Return one document (``GET /v3/documents/{id}``).

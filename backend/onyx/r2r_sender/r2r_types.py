@@ -38,6 +38,21 @@ class R2RDocument(_R2RModel):
     total_tokens: int | None = None
 
 
+class IngestResult(_R2RModel):
+    """What ``POST /v3/documents`` answered (``IngestionResponse``).
+
+    ``completed`` is True when R2R ran the ingestion inside the request and it finished
+    (simple orchestration: no ``task_id``); the document is then ``success``, with only
+    the first of its ``collection_ids`` assigned on the raw-text path.  False means the
+    ingestion was queued (Hatchet) and ``ingestion_status`` must be polled.
+    """
+
+    document_id: UUID
+    completed: bool
+    task_id: str | None = None
+    message: str = ""
+
+
 class R2RCollection(_R2RModel):
     """One R2R collection (``CollectionResponse``)."""
 

@@ -179,6 +179,37 @@ def test_stopped_r2r_raises_retryable_then_recovers(stack: dict[str, str]) -> No
 # ------------------------------------------------------------------------------- documents
 
 
+def test_ingest_document_reports_a_synchronous_ingestion(
+    client: R2RClient, created: Created, tenant_id: str
+) -> None:
+    """Simple orchestration ingests inside the request: no task id, and it is ``success``."""
+    first = created.col(client.ensure_collection(f"{tenant_id}-ingest-a"))
+    second = created.col(client.ensure_collection(f"{tenant_id}-ingest-b"))
+    raw_id = created.doc(doc_id(tenant_id, "ingest-raw"))
+    chunk_id = created.doc(doc_id(tenant_id, "ingest-chunks"))
+
+    raw = client.ingest_document(
+        document_id=raw_id,
+        raw_text="Herons stand still in shallow water.",
+        metadata={"k": "v"},
+        collection_ids=[first.id, second.id],
+    )
+    chunked = client.ingest_document(
+        document_id=chunk_id,
+        chunks=["Herons stand still.", "Then they strike."],
+        metadata={"k": "v"},
+        collection_ids=[first.id, second.id],
+    )
+    assert (raw.document_id, raw.completed, raw.task_id) == (raw_id, True, None)
+    assert (chunked.document_id, chunked.completed, chunked.task_id) == (chunk_id, True, None)
+    # what the applier relies on when it skips the read-back
+    assert client.get_document(raw_id).ingestion_status == "success"
+    assert client.get_document(raw_id).collection_ids == [first.id]  # only the first (#2028)
+    held = client.get_document(chunk_id)
+    assert held.ingestion_status == "success"
+    assert set(held.collection_ids) == {first.id, second.id}
+
+
 def test_raw_text_document_lifecycle(client: R2RClient, created: Created, tenant_id: str) -> None:
     collection = created.col(client.ensure_collection(f"{tenant_id}-lifecycle"))
     document_id = created.doc(doc_id(tenant_id, "lifecycle"))

@@ -623,7 +623,7 @@ def test_revocations_precede_grants(settings, purge, ledger, tenant_id, make_sen
     sender.update_access({"y": [BOB, CAROL], "z": [BOB, DAVE]})
     apply_due()
     names = proxy.names()
-    assert "create_document" not in names and "delete_document" not in names
+    assert "ingest_document" not in names and "delete_document" not in names
     for r2r_id, revoked, granted in ((y_id, {a}, {b}), (z_id, {a}, {b, d})):
         ops = [
             (i, name, args[0])
@@ -651,7 +651,7 @@ def test_revocations_precede_grants(settings, purge, ledger, tenant_id, make_sen
     new_z = ledger.get_state(tenant_id, "z")["applied_r2r_id"]
     assert new_z != z_id
     names = proxy.names()
-    create_at = names.index("create_document")
+    create_at = names.index("ingest_document")
     revokes_old = [
         i
         for i, (name, args, _) in enumerate(proxy.calls)
@@ -665,6 +665,8 @@ def test_revocations_precede_grants(settings, purge, ledger, tenant_id, make_sen
         if name == "add_document_to_collection" and args[1] == new_z
     ]
     assert grants_new and min(grants_new) > create_at
+    # R2R reported the ingestion finished inside the request: no read-back
+    assert "get_document" not in names
     delete_old = [
         i
         for i, (name, args, _) in enumerate(proxy.calls)
