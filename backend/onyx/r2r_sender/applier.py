@@ -246,6 +246,15 @@ class Applier:
             if result.completed:
                 return True, set(assigned)
             document = self.client.get_document(target)
+            if document.ingestion_status not in ("success", "failed"):
+                # a queued ingestion (Hatchet) still running: a later attempt adopts it
+                # (409 -> success) or clears it once stuck (_handle_in_progress)
+                raise R2RBusyError(
+                    f"ingestion queued as task {result.task_id}, "
+                    f"status {document.ingestion_status}",
+                    operation="create_document",
+                    document_id=str(target),
+                )
             if document.ingestion_status != "success":
                 failure = str(document.metadata.get("failure", document.ingestion_status))
                 # leave nothing half-made behind; the next attempt starts clean
