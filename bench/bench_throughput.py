@@ -1,6 +1,6 @@
 """Benchmark 1 of the sync engine (issue 3): mirroring throughput, side by side in one run.
 
-Same corpus (N Onyx-shaped documents with ACLs), three ways, each into its own tenant:
+Same corpus (N Onyx-shaped documents with ACLs), four ways, each into its own tenant:
 
 * naive:  the original plan's loop, sequential and inline: for every document make the
           R2R id idempotent by hand (DELETE, 404 = fine), POST it, then add the ACL
@@ -8,9 +8,11 @@ Same corpus (N Onyx-shaped documents with ACLs), three ways, each into its own t
 * direct: exactly the same R2R calls from a pool of C threads (the best a hand-written
           concurrent caller gets, with no durability, retries or skip-unchanged);
 * bridge: the full path: R2RDocumentSender.send_batch (batches of 100) → ledger →
-          a real Celery worker process (C threads) → R2R, until every row is synced.
+          a real Celery worker process (C threads) → R2R, until every row is synced;
+* ceiling: C threads doing only the creates (no deletes, no memberships, nothing
+          recorded): what R2R itself sustains here, the upper bound of every client.
 
-Targets: bridge ≥ 3× naive and ≥ 0.9× direct.  All three authenticate the same way
+Targets: bridge ≥ 3× naive and ≥ 0.9× direct.  All four authenticate the same way
 (login JWT), so the comparison is about the architecture, not about R2R's per-request
 bcrypt cost for API keys (reported separately as "naive with API key").
 
@@ -106,6 +108,27 @@ def run(args: argparse.Namespace) -> None:
         results["direct"] = time.monotonic() - started
         direct.cleanup(docs)
 
+    # ceiling: what R2R alone sustains here: C threads doing nothing but the creates
+    with R2RClient(stack["R2R_BASE_URL"], max_connections=args.concurrency * 2, **login) as client:
+        docs = corpus("ceiling")
+        bare = DirectMirror(client, f"ceiling_{uuid.uuid4().hex[:6]}")
+        target = bare.collection("none")
+
+        def create_only(doc) -> None:
+            source = source_document_from_onyx(doc)
+            client.create_document(
+                document_id=r2r_document_id(bare.tenant, source.document_id),
+                raw_text=source.text or source.title or source.document_id,
+                metadata={"title": source.title, "source_document_id": source.document_id},
+                collection_ids=[target],
+            )
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(args.concurrency) as pool:
+            list(pool.map(create_only, docs))
+        results["ceiling"] = time.monotonic() - started
+        bare.cleanup(docs)
+
     # bridge: the full path through the ledger and a real worker process
     tenant = f"bench_bridge_{uuid.uuid4().hex[:6]}"
     docs = corpus("bridge")
@@ -122,11 +145,13 @@ def run(args: argparse.Namespace) -> None:
 
     n = args.docs
     print(f"[1] mirroring {n} Onyx-shaped documents with ACLs, concurrency {args.concurrency}:")
-    for name in ("naive", "direct", "bridge"):
+    for name in ("naive", "direct", "bridge", "ceiling"):
         print(f"    {name:7} {results[name]:7.1f}s  {n / results[name]:6.1f} docs/s")
     print(
         f"    bridge / naive  = {results['naive'] / results['bridge']:.2f}x (target >= 3x)\n"
         f"    bridge / direct = {results['direct'] / results['bridge']:.2f}x (target >= 0.9x)\n"
+        f"    R2R's ceiling / naive = {results['naive'] / results['ceiling']:.2f}x: no client "
+        "that creates every document can beat this ratio on this server\n"
         f"    dead letters in the bridge run: {len(dead)}"
     )
     if args.api_key_sample:
