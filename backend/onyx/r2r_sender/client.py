@@ -862,8 +862,9 @@ class R2RClient:
             retry=retry,
         )
         results = self._results(response, operation)
-        if not isinstance(results, dict):
-            results = {}
+        answered = isinstance(results, dict)
+        if not answered:
+            results = {}  # an answer we cannot read proves nothing: completed=False
         returned = results.get("document_id")
         try:
             returned_id = UUID(str(returned)) if returned else doc_id
@@ -872,7 +873,7 @@ class R2RClient:
         task_id = results.get("task_id")
         return IngestResult(
             document_id=returned_id,
-            completed=task_id is None,
+            completed=answered and task_id is None,
             task_id=None if task_id is None else str(task_id),
             message=str(results.get("message") or ""),
         )
