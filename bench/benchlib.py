@@ -94,6 +94,7 @@ def worker_process(
         stdout=handle,
         stderr=subprocess.STDOUT,
         env=worker_env(settings),
+        start_new_session=True,  # its own process group: the beat child goes with it
     )
     try:
         deadline = time.monotonic() + 60
@@ -110,6 +111,13 @@ def worker_process(
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+        # Celery's embedded beat is a child process that can outlive the worker; left
+        # running, it keeps queueing sweeps for a queue nobody consumes
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         handle.close()
 
 
