@@ -9,8 +9,9 @@ Same corpus (N Onyx-shaped documents with ACLs), four ways, each into its own te
           concurrent caller gets, with no durability, retries or skip-unchanged);
 * bridge: the full path: R2RDocumentSender.send_batch (batches of 100) → ledger →
           a real Celery worker process (C threads) → R2R, until every row is synced;
-* ceiling: C threads doing only the creates (no deletes, no memberships, nothing
-          recorded): what R2R itself sustains here, the upper bound of every client.
+* ceiling: C threads doing only the creates, each R2R's cheapest: pre-chunked, into
+          one collection (no deletes, no memberships, nothing recorded): what R2R
+          itself sustains here, the upper bound of every client.
 
 Targets: bridge ≥ 3× naive and ≥ 0.9× direct.  All four authenticate the same way
 (login JWT), so the comparison is about the architecture, not about R2R's per-request
@@ -28,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from benchlib import bench_settings, onyx_documents, stack_env, wait_synced, worker_process
 
+from onyx.r2r_sender.chunking import split_text
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.ids import r2r_document_id
 from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
@@ -108,7 +110,7 @@ def run(args: argparse.Namespace) -> None:
         results["direct"] = time.monotonic() - started
         direct.cleanup(docs)
 
-    # ceiling: what R2R alone sustains here: C threads doing nothing but the creates
+    # ceiling: what R2R alone sustains here: C threads doing nothing but the cheapest creates
     with R2RClient(stack["R2R_BASE_URL"], max_connections=args.concurrency * 2, **login) as client:
         docs = corpus("ceiling")
         bare = DirectMirror(client, f"ceiling_{uuid.uuid4().hex[:6]}")
@@ -118,7 +120,11 @@ def run(args: argparse.Namespace) -> None:
             source = source_document_from_onyx(doc)
             client.create_document(
                 document_id=r2r_document_id(bare.tenant, source.document_id),
-                raw_text=source.text or source.title or source.document_id,
+                chunks=split_text(
+                    source.text or source.title or source.document_id,
+                    chunk_size=settings.chunk_size,
+                    chunk_overlap=settings.chunk_overlap,
+                ),
                 metadata={"title": source.title, "source_document_id": source.document_id},
                 collection_ids=[target],
             )

@@ -10,7 +10,11 @@ Contract of :meth:`Applier.apply`
   own deterministic R2R id (:func:`~onyx.r2r_sender.ids.r2r_version_id`).
   Revocations are applied to the old version first (fail closed), the new
   version is created (or adopted when an interrupted earlier attempt already
-  created it), verified (R2R reports the ingestion finished inside the request, or a
+  created it): by default as chunks the bridge split (:mod:`~onyx.r2r_sender.chunking`),
+  one request that also puts it in every desired collection; with
+  ``chunking="server"`` as raw text that R2R splits, which assigns only the first
+  collection (R2R #2028) and leaves the others to grants.  It is then
+  verified (R2R reports the ingestion finished inside the request, or a
   read-back shows ``ingestion_status == success``) and given its grants;
   only then are the old version and any orphan of an interrupted attempt
   deleted.  At every instant one complete version is searchable; searches made
@@ -29,6 +33,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from onyx.r2r_sender.chunking import split_text
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings
@@ -100,9 +105,9 @@ class Applier:
 
     # ---------------------------------------------------------------- labels
     def _desired_collections(self, claim: Claim) -> dict[str, uuid.UUID]:
-        return self.resolver.resolve(
-            claim.tenant_id, [TENANT_LABEL, *claim.desired_labels], create=True
-        )
+        """The document's collections: one per label, or the tenant's holding collection."""
+        labels = claim.desired_labels or [TENANT_LABEL]
+        return self.resolver.resolve(claim.tenant_id, labels, create=True)
 
     def _apply_labels(self, claim: Claim, r2r_id: uuid.UUID) -> Outcome:
         by_label = self._desired_collections(claim)
@@ -199,30 +204,28 @@ class Applier:
         version an earlier attempt left, is read back and must be ``success``.  Should
         R2R drop an assignment silently, reconciliation finds the drift and repairs it.
         """
-        tenant_collection = by_label[TENANT_LABEL]
+        desired = sorted(set(by_label.values()))
         metadata = {
             **(claim.r2r_metadata or {}),
             VERSION_KEY: claim.desired_version,
             SEQ_KEY: claim.seq,
         }
+        chunks = claim.chunks or self._bridge_chunks(claim)
         for _ in range(3):
             try:
-                if claim.chunks:
+                if chunks:
                     # the chunk path assigns every collection at once
-                    assigned = [
-                        tenant_collection,
-                        *sorted(c for c in set(by_label.values()) if c != tenant_collection),
-                    ]
+                    assigned = desired
                     result = self.client.ingest_document(
                         document_id=target,
-                        chunks=claim.chunks,
+                        chunks=chunks,
                         metadata=metadata,
                         collection_ids=assigned,
                     )
                 else:
                     # R2R assigns only the first collection on raw-text create (#2028);
                     # the grants follow in _sync_memberships.
-                    assigned = [tenant_collection]
+                    assigned = desired[:1]
                     result = self.client.ingest_document(
                         document_id=target,
                         raw_text=claim.text or "",
@@ -269,6 +272,19 @@ class Applier:
             "the document stayed in a non-final ingestion state",
             operation="create_document",
             document_id=str(target),
+        )
+
+    def _bridge_chunks(self, claim: Claim) -> list[str] | None:
+        """The claim's text split by the bridge, or None when R2R does the splitting."""
+        if self.settings.chunking != "bridge" or not claim.text:
+            return None
+        return (
+            split_text(
+                claim.text,
+                chunk_size=self.settings.chunk_size,
+                chunk_overlap=self.settings.chunk_overlap,
+            )
+            or None
         )
 
     def _handle_in_progress(self, claim: Claim, existing: R2RDocument) -> None:

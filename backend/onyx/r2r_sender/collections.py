@@ -1,4 +1,4 @@
-"""Labels (ACL principals, document sets, the tenant itself) → R2R collections.
+"""Labels (ACL principals, document sets, flags) → R2R collections.
 
 Every label of a tenant maps to one R2R collection with a stable, URL-safe
 name; the mapping is resolved once (R2R get-or-create by name), remembered in
@@ -18,6 +18,11 @@ from collections.abc import Sequence
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.ledger import Ledger
 
+# The holding collection of a tenant's documents that have no label at all (no
+# ACL, set or flag: visible to nobody).  Without one R2R would put them in the
+# service account's "Default" collection.  Labelled documents are not in it:
+# searches scope tenants by chunk metadata ``tenant_id``, so a membership write
+# per document is saved.
 TENANT_LABEL = "tenant"
 NAME_PREFIX = "onyx-r2r"
 _SAFE = re.compile(r"^[A-Za-z0-9_.@+=:\-]{1,120}$")

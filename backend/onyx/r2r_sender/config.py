@@ -66,6 +66,9 @@ def _env_int(name: str, default: int) -> int:
     return _env_number(name, default, int)
 
 
+CHUNKING_MODES = ("bridge", "server")
+
+
 @dataclass(frozen=True)
 class BridgeSettings:
     """Everything the engine needs to run; immutable.
@@ -108,6 +111,22 @@ class BridgeSettings:
     max_text_bytes: int = 20 * 1024 * 1024
     max_acl_entries: int = 10_000
     max_metadata_bytes: int = 256 * 1024
+    # who splits text into chunks: "bridge" (one pre-chunked create that also assigns
+    # every collection) or "server" (R2R's raw-text ingestion with its own config;
+    # costs a membership call per collection beyond the first, R2R #2028).  The size
+    # and overlap should match R2R's [ingestion] chunk_size/chunk_overlap.
+    chunking: str = "bridge"
+    chunk_size: int = 1024
+    chunk_overlap: int = 256
+
+    def __post_init__(self) -> None:
+        if self.chunking not in CHUNKING_MODES:
+            raise ValueError(f"chunking must be one of {CHUNKING_MODES}, not {self.chunking!r}")
+        if self.chunk_size < 1 or not 0 <= self.chunk_overlap < self.chunk_size:
+            raise ValueError(
+                f"chunk_size ({self.chunk_size}) must be >= 1 and chunk_overlap "
+                f"({self.chunk_overlap}) in [0, chunk_size)"
+            )
 
     @classmethod
     def from_env(cls, **overrides: Any) -> BridgeSettings:
@@ -135,6 +154,9 @@ class BridgeSettings:
             client_retry_max_time=_env_float(
                 "ONYX_R2R_CLIENT_RETRY_MAX_TIME", cls.client_retry_max_time
             ),
+            chunking=os.environ.get("ONYX_R2R_CHUNKING", cls.chunking).strip().lower(),
+            chunk_size=_env_int("ONYX_R2R_CHUNK_SIZE", cls.chunk_size),
+            chunk_overlap=_env_int("ONYX_R2R_CHUNK_OVERLAP", cls.chunk_overlap),
         )
         return base.with_overrides(**overrides) if overrides else base
 

@@ -3,7 +3,9 @@
 The allowed principals become collection ids through the same mapping the
 workers use (never creating collections: a principal nobody was granted has
 no collection and matches nothing).  The R2R filter is
-``$and[ collection ∈ tenant, collection ∈ allowed principals, … ]``.  During a
+``$and[ metadata.tenant_id = tenant, collection ∈ allowed principals, … ]``
+(documents are in their tenant's ACL/set collections; the tenant itself is
+chunk metadata, which costs R2R no membership write).  During a
 gap-free replace R2R briefly holds two versions of a document; hits are
 grouped by source document id and only the newest version (highest
 ``bridge_seq``) is kept.
@@ -16,7 +18,7 @@ from typing import Any, Literal
 
 from onyx.r2r_sender.applier import SEQ_KEY
 from onyx.r2r_sender.client import R2RClient
-from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
+from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.payload import ACL_PREFIX, FLAG_PREFIX, SET_PREFIX
 from onyx.r2r_sender.r2r_types import SearchHit
 
@@ -73,19 +75,16 @@ class MirrorSearch:
         set_labels = [SET_PREFIX + s for s in (document_sets or ())]
         known = self.resolver.resolve(
             tenant_id,
-            [TENANT_LABEL, HIDDEN_LABEL, *(acl_labels or ()), *set_labels],
+            [HIDDEN_LABEL, *(acl_labels or ()), *set_labels],
             create=False,
         )
-        if TENANT_LABEL not in known:
-            return []
-        tenant = [str(known[TENANT_LABEL])]
-        if acl_labels is None:
-            allowed = tenant
-        else:
+        allowed: list[str] | None = None
+        if acl_labels is not None:
             allowed = sorted({str(known[label]) for label in acl_labels if label in known})
             if not allowed:
                 return []
-        conditions: list[dict[str, Any]] = [{"collection_ids": {"$overlap": tenant}}]
+        # documents are in their ACL/set collections only: the tenant is chunk metadata
+        conditions: list[dict[str, Any]] = [{"metadata.tenant_id": {"$eq": tenant_id}}]
         if not include_hidden and HIDDEN_LABEL in known:
             conditions.append({"collection_ids": {"$nin": [str(known[HIDDEN_LABEL])]}})
         if document_sets is not None:

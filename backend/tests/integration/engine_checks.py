@@ -219,12 +219,6 @@ def make_r2r(settings: BridgeSettings, *, patience: float = 180.0) -> R2RClient:
     )
 
 
-def tenant_collection(ledger: Ledger, tenant_id: str) -> uuid.UUID:
-    ids = ledger.collection_ids(tenant_id, [TENANT_LABEL])
-    assert TENANT_LABEL in ids, f"tenant {tenant_id} has no collection yet"
-    return ids[TENANT_LABEL]
-
-
 def collection_document_ids(client: R2RClient, collection_id: uuid.UUID) -> list[uuid.UUID]:
     """Ids of every document R2R lists in a collection (``GET /v3/collections/{id}/documents``)."""
     return [
@@ -237,9 +231,14 @@ def collection_document_ids(client: R2RClient, collection_id: uuid.UUID) -> list
 
 
 def tenant_documents(client: R2RClient, ledger: Ledger, tenant_id: str) -> list[R2RDocument]:
-    """Every R2R document in the tenant's collection, with full rows (all collection ids)."""
-    ids = collection_document_ids(client, tenant_collection(ledger, tenant_id))
-    return client.list_documents(ids) if ids else []
+    """Every R2R document whose metadata names the tenant, in whatever collections.
+
+    Pages all of R2R's documents (as reconciliation does), so a copy that is in none of
+    the tenant's collections, or in the wrong ones, is found too.
+    """
+    return [
+        doc for doc in client.iter_all_documents() if doc.metadata.get("tenant_id") == tenant_id
+    ]
 
 
 def by_source(documents: Iterable[R2RDocument]) -> dict[str, list[R2RDocument]]:
@@ -258,8 +257,11 @@ def document_text(client: R2RClient, r2r_id: uuid.UUID) -> str:
 
 
 def label_collections(ledger: Ledger, tenant_id: str, labels: Iterable[str]) -> set[uuid.UUID]:
-    """The R2R collections the ledger maps *labels* (plus the tenant) to; all must exist."""
-    wanted = [TENANT_LABEL, *labels]
+    """The R2R collections of a document with *labels*; all must exist in the ledger.
+
+    A document without labels is in its tenant's holding collection only.
+    """
+    wanted = list(labels) or [TENANT_LABEL]
     found = ledger.collection_ids(tenant_id, wanted)
     missing = set(wanted) - set(found)
     assert not missing, f"no collection recorded for {sorted(missing)[:5]}"
@@ -345,7 +347,7 @@ def purge_tenant(client: R2RClient, ledger: Ledger, tenant_id: str) -> None:
         ):
             r2r_ids.update(u for u in [row.applied_r2r_id, *(row.pending_r2r_ids or [])] if u)
     with contextlib.suppress(Exception):
-        r2r_ids |= set(collection_document_ids(client, tenant_collection(ledger, tenant_id)))
+        r2r_ids |= {doc.id for doc in tenant_documents(client, ledger, tenant_id)}
 
     def delete_document(r2r_id: uuid.UUID) -> None:
         with contextlib.suppress(Exception):
@@ -585,7 +587,6 @@ __all__ = [
     "reap_strays",
     "simulate_success",
     "states",
-    "tenant_collection",
     "tenant_documents",
     "versions_seen",
     "wait_settled",

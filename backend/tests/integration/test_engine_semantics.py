@@ -34,7 +34,6 @@ from engine_checks import (
     purging,
     raw_mirror_search,
     states,
-    tenant_collection,
     tenant_documents,
     versions_seen,
     wait_synced,
@@ -269,13 +268,13 @@ def test_ten_versions_coalesce_into_one_write(
     time.sleep(2 * settings.sweep_interval_seconds)  # any late extra apply would show up
     counts = counters(settings, tenant_id)
     assert counts["applied"] == 3  # one (successful) apply per document
-    # per document: one create + one PUBLIC grant.  Writes are counted when an apply
-    # succeeds; if an attempt failed half-way (R2R overloaded), its retry finds some
-    # steps done already, so fewer writes are counted, never more
+    # per document: one create, which also puts it in the PUBLIC collection (bridge-side
+    # chunking).  Writes are counted when an apply succeeds; if an attempt failed half-way
+    # (R2R overloaded), its retry finds some steps done already: fewer writes, never more
     if counts.get("failed", 0) == 0:
-        assert counts["r2r_writes"] == 6
+        assert counts["r2r_writes"] == 3
     else:
-        assert counts["r2r_writes"] <= 6
+        assert counts["r2r_writes"] <= 3
     grouped = by_source(tenant_documents(r2r, ledger, tenant_id))
     assert sorted(grouped) == ids
     for doc_id in ids:
@@ -439,7 +438,7 @@ def test_gap_free_replace_under_search(
     assert [d.id for d in grouped["gap"]] == [r2r_version_id(tenant_id, "gap", versions[5])]
     raw = r2r.search(
         "lighthouse nebula logbook",
-        collection_ids=[tenant_collection(ledger, tenant_id)],
+        filters={"metadata.tenant_id": {"$eq": tenant_id}},
         limit=50,
         mode="fulltext",
     )
@@ -587,12 +586,19 @@ def test_fail_closed_when_acl_and_content_change_together(
     assert held.id == r2r_version_id(tenant_id, "fc", v_new) and set(held.collection_ids) == want
 
 
-def test_revocations_precede_grants(settings, purge, ledger, tenant_id, make_sender, r2r):
-    """The real applier's call order, observed through a forwarding proxy of the real client."""
+@pytest.mark.parametrize("chunking", ["bridge", "server"])
+def test_revocations_precede_grants(settings, purge, ledger, tenant_id, make_sender, r2r, chunking):
+    """The real applier's call order, observed through a forwarding proxy of the real client.
+
+    With bridge-side chunking a new version is created in all its collections at once;
+    with R2R's own chunking (raw text) it gets the first and the grants follow.
+    """
     purge.append(tenant_id)
     sender = make_sender(tenant_id)
     proxy = RecordingClient(r2r)
-    applier = Applier(proxy, CollectionResolver(proxy, ledger), settings)
+    applier = Applier(
+        proxy, CollectionResolver(proxy, ledger), settings.with_overrides(chunking=chunking)
+    )
 
     def apply_due() -> list:
         with LockSession(ledger.engine) as locks:
@@ -646,7 +652,7 @@ def test_revocations_precede_grants(settings, purge, ledger, tenant_id, make_sen
 
     # ACL + content: the old version loses B and D before the new version even exists
     proxy.calls.clear()
-    sender.send_batch([onyx_doc("z", "heron private memo, rewritten", acl=[CAROL])])
+    sender.send_batch([onyx_doc("z", "heron private memo, rewritten", acl=[CAROL, ALICE])])
     apply_due()
     new_z = ledger.get_state(tenant_id, "z")["applied_r2r_id"]
     assert new_z != z_id
@@ -664,7 +670,14 @@ def test_revocations_precede_grants(settings, purge, ledger, tenant_id, make_sen
         for i, (name, args, _) in enumerate(proxy.calls)
         if name == "add_document_to_collection" and args[1] == new_z
     ]
-    assert grants_new and min(grants_new) > create_at
+    create_kwargs = proxy.calls[create_at][2]
+    if chunking == "bridge":
+        # one request: the chunks and every collection
+        assert "chunks" in create_kwargs and set(create_kwargs["collection_ids"]) == {a, c}
+        assert not grants_new
+    else:
+        assert "raw_text" in create_kwargs and len(create_kwargs["collection_ids"]) == 1
+        assert len(grants_new) == 1 and min(grants_new) > create_at
     # R2R reported the ingestion finished inside the request: no read-back
     assert "get_document" not in names
     delete_old = [
@@ -672,11 +685,11 @@ def test_revocations_precede_grants(settings, purge, ledger, tenant_id, make_sen
         for i, (name, args, _) in enumerate(proxy.calls)
         if name == "delete_document" and args[0] == z_id
     ]
-    assert delete_old and min(delete_old) > max(grants_new)  # old retired last
+    assert delete_old and min(delete_old) > max([create_at, *grants_new])  # old retired last
     with pytest.raises(R2RNotFoundError):
         r2r.get_document(z_id)
     assert set(r2r.get_document(new_z).collection_ids) == label_collections(
-        ledger, tenant_id, [f"acl:{CAROL}"]
+        ledger, tenant_id, [f"acl:{ALICE}", f"acl:{CAROL}"]
     )
 
 
@@ -740,7 +753,7 @@ def test_tenant_isolation(settings, purge, ledger, tenant_id, workers, make_send
             ]
         )
     rows = {t: wait_synced(ledger, t, ids, APPLY_TIMEOUT) for t in (tenant_id, other)}
-    labels = ["tenant", "acl:PUBLIC", "acl:group:eng"]
+    labels = ["acl:PUBLIC", "acl:group:eng"]
     cols = {t: ledger.collection_ids(t, labels) for t in (tenant_id, other)}
     for label in labels:
         assert cols[tenant_id][label] != cols[other][label], label
@@ -765,6 +778,11 @@ def test_tenant_isolation(settings, purge, ledger, tenant_id, workers, make_send
         assert hits and {h.document_id for h in hits} == own_ids
         assert {h.metadata["tenant_id"] for h in hits} == {tenant}
         assert all(f"owned by {tenant}" in h.text for h in hits)
+        # no ACL restriction (admin search): the tenant's metadata alone scopes it
+        unrestricted = mirror_search(r2r, ledger).search(
+            tenant, "albatross report", acl=None, limit=50
+        )
+        assert unrestricted and {h.document_id for h in unrestricted} == own_ids
 
 
 # --------------------------------------------------- 10. retry then success

@@ -119,7 +119,7 @@ def test_reconcile_repairs_orphans_missing_drift_and_dead(
         assert client.get_document(rows["r00"]["applied_r2r_id"]).ingestion_status == "success"
         for doc_id in ("r01", "r02"):
             doc = client.get_document(rows[doc_id]["applied_r2r_id"])
-            assert set(doc.collection_ids) == {labels[TENANT_LABEL], labels["acl:PUBLIC"]}
+            assert set(doc.collection_ids) == {labels["acl:PUBLIC"]}
         assert client.list_documents([ghost, stale]) == []
         assert _public_hits(settings, ledger, tenant_id, "heron") == {d.document_id for d in docs}
 

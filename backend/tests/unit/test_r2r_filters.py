@@ -32,8 +32,9 @@ def resolve(filters: IndexFilters, include_hidden: bool = False, known=None):
 
 
 def chunk(*labels: str, **metadata):
-    return [cid("tenant"), *(cid(label) for label in labels)], {
+    return [cid(label) for label in labels], {
         "source_document_id": "d1",
+        "tenant_id": TENANT,
         **metadata,
     }
 
@@ -41,11 +42,12 @@ def chunk(*labels: str, **metadata):
 def test_acl_always_lets_public_through_and_resolves_known_principals() -> None:
     scope, rs = resolve(IndexFilters(access_control_list=["user_email:alice@x.io", "group:ops"]))
     assert scope.principals == ("PUBLIC", "user_email:alice@x.io", "group:ops")
-    assert "acl:group:ops" in scope.labels and "tenant" in scope.labels
+    assert "acl:group:ops" in scope.labels
+    assert "tenant" not in scope.labels  # the tenant is chunk metadata, not a collection
     # group:ops has no collection: nobody was ever granted it; it matches nothing
     assert set(rs.collection_ids) == {cid("acl:PUBLIC"), cid("acl:user_email:alice@x.io")}
     flt = rs.r2r_filter()["$and"]
-    assert {"collection_ids": {"$overlap": [cid("tenant")]}} in flt
+    assert {"metadata.tenant_id": {"$eq": TENANT}} in flt
     assert {"collection_ids": {"$nin": [cid("flag:hidden")]}} in flt
 
 
@@ -55,16 +57,19 @@ def test_acl_matching_locally() -> None:
     assert rs.matches(*chunk("acl:PUBLIC"))
     assert not rs.matches(*chunk("acl:group:eng"))
     assert not rs.matches(*chunk())  # in no ACL collection: nobody sees it (fail closed)
-    # not in the tenant's collection: another tenant's document
+    # another tenant's document (or one without the tenant in its metadata)
+    assert not rs.matches(*chunk("acl:PUBLIC", tenant_id="tenant_b"))
     assert not rs.matches([cid("acl:PUBLIC")], {"source_document_id": "x"})
 
 
 def test_no_acl_restriction_is_tenant_only() -> None:
     scope, rs = resolve(IndexFilters(access_control_list=None))
     assert scope.principals is None
-    assert rs.collection_ids == [cid("tenant")]
+    assert rs.collection_ids is None  # no ACL restriction: the tenant filter only
+    assert {"metadata.tenant_id": {"$eq": TENANT}} in rs.r2r_filter()["$and"]
     assert rs.matches(*chunk("acl:group:eng"))
     assert rs.matches(*chunk())
+    assert not rs.matches(*chunk("acl:group:eng", tenant_id="tenant_b"))
 
 
 def test_empty_acl_means_public_only() -> None:
@@ -72,12 +77,14 @@ def test_empty_acl_means_public_only() -> None:
     assert rs.collection_ids == [cid("acl:PUBLIC")]
 
 
-def test_unknown_principals_and_unknown_tenant_match_nothing() -> None:
+def test_unknown_principals_match_nothing() -> None:
     known = {k: v for k, v in IDS.items() if k != "acl:PUBLIC"}
     _, rs = resolve(IndexFilters(access_control_list=["user_email:nobody@x.io"]), known=known)
     assert rs is None
+    # a tenant with no collection yet: no ACL collection can match, the tenant filter still applies
     _, rs = resolve(IndexFilters(access_control_list=None), known={})
-    assert rs is None
+    assert rs is not None and rs.collection_ids is None
+    assert not rs.matches([], {"source_document_id": "d1", "tenant_id": "tenant_b"})
 
 
 def test_hidden_excluded_unless_included() -> None:
@@ -136,7 +143,7 @@ def test_knowledge_scope_is_an_or_of_sets_and_attached_documents() -> None:
         ]
     }
     assert rs.matches(*chunk("set:handbook"))
-    assert rs.matches([cid("tenant")], {"source_document_id": "d9"})
+    assert rs.matches(*chunk(source_document_id="d9"))
     assert not rs.matches(*chunk("set:legal"))
 
 

@@ -4,7 +4,8 @@ Reads an ``IndexFilters``-shaped object by attribute name (no Onyx import) and
 follows Onyx's filter semantics (``backend/onyx/document_index/FILTER_SEMANTICS.md``
 at a7d66a8) with the mirror's collection model:
 
-* **tenant**: the tenant's collection (every mirrored document is in it);
+* **tenant**: chunk metadata ``tenant_id`` (every mirrored chunk carries it; a
+  document is in its tenant's ACL/set collections, not in a tenant-wide one);
 * **ACL**: ``access_control_list=None`` means no ACL restriction (admin/internal
   searches); otherwise a chunk must be in the collection of ``PUBLIC`` or of one
   of the listed principals (Onyx always lets public documents through) - the
@@ -38,7 +39,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from onyx.r2r_sender.collections import TENANT_LABEL
 from onyx.r2r_sender.onyx_shapes import PUBLIC_ACL, enum_value, field_of
 from onyx.r2r_sender.payload import ACL_PREFIX, SET_PREFIX
 from onyx.r2r_sender.search import HIDDEN_LABEL
@@ -81,14 +81,14 @@ class SearchScope:
     @property
     def labels(self) -> list[str]:
         """Every label whose collection id :meth:`resolve` needs."""
-        labels = [TENANT_LABEL, HIDDEN_LABEL]
+        labels = [HIDDEN_LABEL]
         labels += [ACL_PREFIX + p for p in self.principals or ()]
         labels += [SET_PREFIX + s for s in (*(self.forced_sets or ()), *self.knowledge_sets)]
         return list(dict.fromkeys(labels))
 
     def resolve(self, known: Mapping[str, uuid.UUID]) -> ResolvedScope | None:
         """Collection ids for the labels; ``None`` when nothing can match."""
-        if self.impossible is not None or TENANT_LABEL not in known:
+        if self.impossible is not None:
             return None
         allowed: tuple[str, ...] | None = None
         if self.principals is not None:
@@ -121,7 +121,6 @@ class SearchScope:
             return None
         return ResolvedScope(
             scope=self,
-            tenant=str(known[TENANT_LABEL]),
             allowed=allowed,
             hidden_collection=str(known[HIDDEN_LABEL]) if HIDDEN_LABEL in known else None,
             forced=forced,
@@ -134,7 +133,6 @@ class ResolvedScope:
     """A :class:`SearchScope` with collection ids: an R2R filter and a local matcher."""
 
     scope: SearchScope
-    tenant: str
     allowed: tuple[str, ...] | None
     hidden_collection: str | None  # the tenant's flag:hidden collection, if any
     forced: tuple[str, ...] | None
@@ -147,14 +145,14 @@ class ResolvedScope:
 
     # ----------------------------------------------------------------- R2R
     @property
-    def collection_ids(self) -> list[str]:
-        """The ``collection_ids`` argument of the client's search (ACL, or the tenant)."""
-        return list(self.allowed) if self.allowed is not None else [self.tenant]
+    def collection_ids(self) -> list[str] | None:
+        """The ``collection_ids`` argument of the client's search (ACL; None = no ACL)."""
+        return list(self.allowed) if self.allowed is not None else None
 
     def r2r_filter(self) -> dict[str, Any]:
         """The R2R filter (everything but the ACL overlap, which the client adds)."""
         scope = self.scope
-        clauses: list[dict[str, Any]] = [{"collection_ids": {"$overlap": [self.tenant]}}]
+        clauses: list[dict[str, Any]] = [{"metadata.tenant_id": {"$eq": scope.tenant_id}}]
         if self.hidden is not None:
             clauses.append({"collection_ids": {"$nin": [self.hidden]}})
         if self.forced is not None:
@@ -191,7 +189,7 @@ class ResolvedScope:
         """Whether a chunk with these collections and metadata passes every rule."""
         scope = self.scope
         collections = {str(c) for c in collection_ids}
-        if self.tenant not in collections:
+        if metadata.get("tenant_id") != scope.tenant_id:
             return False
         if self.allowed is not None and not collections & set(self.allowed):
             return False
