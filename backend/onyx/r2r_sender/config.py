@@ -121,11 +121,15 @@ class BridgeSettings:
 
     def __post_init__(self) -> None:
         if self.chunking not in CHUNKING_MODES:
-            raise ValueError(f"chunking must be one of {CHUNKING_MODES}, not {self.chunking!r}")
+            raise ValueError(
+                f"chunking (ONYX_R2R_CHUNKING) must be one of {', '.join(CHUNKING_MODES)}, "
+                f"got {self.chunking!r}"
+            )
         if self.chunk_size < 1 or not 0 <= self.chunk_overlap < self.chunk_size:
             raise ValueError(
-                f"chunk_size ({self.chunk_size}) must be >= 1 and chunk_overlap "
-                f"({self.chunk_overlap}) in [0, chunk_size)"
+                f"chunk_size (ONYX_R2R_CHUNK_SIZE) must be >= 1 and chunk_overlap "
+                f"(ONYX_R2R_CHUNK_OVERLAP) in [0, chunk_size), got {self.chunk_size} and "
+                f"{self.chunk_overlap}"
             )
 
     @classmethod

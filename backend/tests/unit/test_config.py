@@ -39,6 +39,9 @@ ENV_NAMES = [
     "ONYX_R2R_BREAKER_THRESHOLD",
     "ONYX_R2R_BREAKER_COOLDOWN_SECONDS",
     "ONYX_R2R_CLIENT_RETRY_MAX_TIME",
+    "ONYX_R2R_CHUNKING",
+    "ONYX_R2R_CHUNK_SIZE",
+    "ONYX_R2R_CHUNK_OVERLAP",
 ]
 
 
@@ -66,6 +69,9 @@ def _full_env(monkeypatch: pytest.MonkeyPatch) -> None:
         "ONYX_R2R_BREAKER_THRESHOLD": "3",
         "ONYX_R2R_BREAKER_COOLDOWN_SECONDS": "1.5",
         "ONYX_R2R_CLIENT_RETRY_MAX_TIME": "12",
+        "ONYX_R2R_CHUNKING": " Server ",
+        "ONYX_R2R_CHUNK_SIZE": "800",
+        "ONYX_R2R_CHUNK_OVERLAP": "0",
     }
     for name, value in values.items():
         monkeypatch.setenv(name, value)
@@ -101,6 +107,7 @@ def test_from_env_reads_every_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.breaker_threshold == 3
     assert s.breaker_cooldown_seconds == 1.5
     assert s.client_retry_max_time == 12.0
+    assert (s.chunking, s.chunk_size, s.chunk_overlap) == ("server", 800, 0)
     creds = s.credentials
     assert creds == R2RCredentials(
         base_url="http://r2r.internal:7272",
@@ -135,6 +142,30 @@ def test_bad_numbers_name_the_variable(
     with pytest.raises(ValueError, match="must be") as info:
         BridgeSettings.from_env()
     assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        (
+            {"ONYX_R2R_CHUNKING": "r2r"},
+            "ONYX_R2R_CHUNKING must be one of bridge, server, got 'r2r'",
+        ),
+        ({"ONYX_R2R_CHUNK_SIZE": "0"}, "ONYX_R2R_CHUNK_SIZE"),
+        ({"ONYX_R2R_CHUNK_SIZE": "100", "ONYX_R2R_CHUNK_OVERLAP": "100"}, "got 100 and 100"),
+        ({"ONYX_R2R_CHUNK_OVERLAP": "-1"}, "ONYX_R2R_CHUNK_OVERLAP"),
+    ],
+)
+def test_bad_chunking_settings_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], fragment: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError) as info:
+        BridgeSettings.from_env()
+    assert fragment in str(info.value).replace("(", "").replace(")", "")
+    with pytest.raises(ValueError):
+        BridgeSettings().with_overrides(chunking="r2r")
 
 
 def test_api_key_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
