@@ -4,11 +4,11 @@ Why the bridge chunks at all: R2R's pre-chunked create (``chunks=[…]``) is one
 request that embeds the chunks *and* assigns every collection, where the
 raw-text create assigns only the first collection (R2R #2028) and so costs one
 more membership call per extra collection.  It also skips R2R's parsing and
-splitting.  :func:`split_text` does what R2R's default ``recursive`` strategy
-does with the same size and overlap: split on paragraphs, then lines, then
-spaces, then characters, and merge the pieces back into chunks of at most
-``chunk_size`` characters, each starting with up to ``chunk_overlap``
-characters of the previous one.
+splitting.  :func:`split_text` works like R2R's default ``recursive`` strategy
+with the same size and overlap (same idea, not byte-identical chunks): split on
+paragraphs, then lines, then spaces, then characters, and merge the pieces
+back into chunks of at most ``chunk_size`` characters, each starting with up
+to ``chunk_overlap`` characters of the previous one.
 
 The split is a pure function of the text and the two numbers, so a retry of
 the same version yields the same chunks.
