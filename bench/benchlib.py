@@ -57,19 +57,6 @@ def bench_settings(env: dict[str, str], **overrides: Any) -> BridgeSettings:
     return settings
 
 
-def worker_env(settings: BridgeSettings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "R2R_BASE_URL": settings.r2r_base_url,
-        "R2R_EMAIL": settings.r2r_email,
-        "R2R_PASSWORD": settings.r2r_password.get(),
-        "ONYX_R2R_DATABASE_URL": settings.database_url,
-        "ONYX_R2R_BROKER_URL": settings.broker_url,
-        "ONYX_R2R_QUEUE": settings.queue,
-        "ONYX_R2R_SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval_seconds),
-    }
-
-
 @contextmanager
 def worker_process(
     settings: BridgeSettings, *, concurrency: int = 8, log: Path | None = None
@@ -93,7 +80,7 @@ def worker_process(
         ],
         stdout=handle,
         stderr=subprocess.STDOUT,
-        env=worker_env(settings),
+        env={**os.environ, **settings.to_env()},
         start_new_session=True,  # its own process group: the beat child goes with it
     )
     try:

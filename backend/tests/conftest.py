@@ -132,21 +132,7 @@ def settings(stack: dict[str, str], ledger_engine):
 
 def settings_env(settings) -> dict[str, str]:
     """Environment variables that make a child process use *settings*."""
-    return {
-        "R2R_BASE_URL": settings.r2r_base_url,
-        "R2R_API_KEY": settings.r2r_api_key.get(),
-        "R2R_EMAIL": settings.r2r_email,
-        "R2R_PASSWORD": settings.r2r_password.get(),
-        "ONYX_R2R_DATABASE_URL": settings.database_url,
-        "ONYX_R2R_BROKER_URL": settings.broker_url,
-        "ONYX_R2R_QUEUE": settings.queue,
-        "ONYX_R2R_SWEEP_INTERVAL_SECONDS": str(settings.sweep_interval_seconds),
-        "ONYX_R2R_RETRY_BASE_SECONDS": str(settings.retry_base_seconds),
-        "ONYX_R2R_RETRY_CAP_SECONDS": str(settings.retry_cap_seconds),
-        "ONYX_R2R_BREAKER_COOLDOWN_SECONDS": str(settings.breaker_cooldown_seconds),
-        "ONYX_R2R_CLIENT_RETRY_MAX_TIME": str(settings.client_retry_max_time),
-        "ONYX_R2R_DRAIN_SLICE_SECONDS": str(settings.drain_slice_seconds),
-    }
+    return settings.to_env()
 
 
 @dataclass

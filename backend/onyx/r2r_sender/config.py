@@ -164,6 +164,34 @@ class BridgeSettings:
         )
         return base.with_overrides(**overrides) if overrides else base
 
+    def to_env(self) -> dict[str, str]:
+        """The environment variables that make :meth:`from_env` rebuild these settings.
+
+        For starting child processes (workers, the CLI) on the same settings.  The
+        values include the secrets: pass the result to a process, never log it.
+        """
+        return {
+            "R2R_BASE_URL": self.r2r_base_url,
+            "R2R_API_KEY": self.r2r_api_key.get(),
+            "R2R_EMAIL": self.r2r_email,
+            "R2R_PASSWORD": self.r2r_password.get(),
+            "ONYX_R2R_DATABASE_URL": self.database_url,
+            "ONYX_R2R_BROKER_URL": self.broker_url,
+            "ONYX_R2R_QUEUE": self.queue,
+            "ONYX_R2R_CLAIM_BATCH": str(self.claim_batch),
+            "ONYX_R2R_DRAIN_SLICE_SECONDS": str(self.drain_slice_seconds),
+            "ONYX_R2R_SWEEP_INTERVAL_SECONDS": str(self.sweep_interval_seconds),
+            "ONYX_R2R_RETRY_BASE_SECONDS": str(self.retry_base_seconds),
+            "ONYX_R2R_RETRY_CAP_SECONDS": str(self.retry_cap_seconds),
+            "ONYX_R2R_MAX_ATTEMPTS": str(self.max_attempts),
+            "ONYX_R2R_BREAKER_THRESHOLD": str(self.breaker_threshold),
+            "ONYX_R2R_BREAKER_COOLDOWN_SECONDS": str(self.breaker_cooldown_seconds),
+            "ONYX_R2R_CLIENT_RETRY_MAX_TIME": str(self.client_retry_max_time),
+            "ONYX_R2R_CHUNKING": self.chunking,
+            "ONYX_R2R_CHUNK_SIZE": str(self.chunk_size),
+            "ONYX_R2R_CHUNK_OVERLAP": str(self.chunk_overlap),
+        }
+
     def with_overrides(self, **overrides: Any) -> BridgeSettings:
         """Return a copy with *overrides* applied (strings for the key are wrapped)."""
         known = {f.name for f in fields(self)}

@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -78,6 +78,19 @@ class ReconcileResult:
             data[f"{key}_count"] = len(data[key])
             data[key] = data[key][:_LIST_LIMIT]
         return data
+
+
+def iter_tenant_documents(
+    client: R2RClient, tenant_id: str, *, page_size: int = 1000
+) -> Iterator[R2RDocument]:
+    """Yield every R2R document whose metadata names *tenant_id*, in whatever collections.
+
+    Pages all documents visible to the client (see ``R2RClient.iter_all_documents``):
+    documents are in their ACL/set collections, not in a tenant-wide one.
+    """
+    for doc in client.iter_all_documents(page_size=page_size):
+        if doc.metadata.get("tenant_id") == tenant_id:
+            yield doc
 
 
 def _seq(document: R2RDocument) -> int:
@@ -155,10 +168,8 @@ def _reconcile(
     #    at worst (a harmless re-apply), never makes a live version an orphan
     r2r_docs: dict[uuid.UUID, R2RDocument] = {
         doc.id: doc
-        for doc in client.iter_all_documents(page_size=page_size)
-        if doc.metadata.get("tenant_id") == tenant_id
-        and doc.metadata.get("source_document_id")
-        and VERSION_KEY in doc.metadata
+        for doc in iter_tenant_documents(client, tenant_id, page_size=page_size)
+        if doc.metadata.get("source_document_id") and VERSION_KEY in doc.metadata
     }
     rows = {row["document_id"]: row for row in ledger.iter_states(tenant_id)}
     result.r2r_documents = len(r2r_docs)

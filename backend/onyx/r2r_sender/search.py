@@ -26,6 +26,11 @@ SearchMode = Literal["semantic", "hybrid", "fulltext"]
 HIDDEN_LABEL = FLAG_PREFIX + "hidden"  # [issue-4] hidden documents: excluded unless asked
 
 
+def tenant_filter(tenant_id: str) -> dict[str, Any]:
+    """The R2R filter clause that keeps *tenant_id*'s chunks (their ``tenant_id`` metadata)."""
+    return {"metadata.tenant_id": {"$eq": tenant_id}}
+
+
 def newest_versions(hits: list[SearchHit]) -> list[SearchHit]:
     """Drop hits of older versions of a document (keeps order; pure)."""
     newest: dict[str, int] = {}
@@ -84,7 +89,7 @@ class MirrorSearch:
             if not allowed:
                 return []
         # documents are in their ACL/set collections only: the tenant is chunk metadata
-        conditions: list[dict[str, Any]] = [{"metadata.tenant_id": {"$eq": tenant_id}}]
+        conditions: list[dict[str, Any]] = [tenant_filter(tenant_id)]
         if not include_hidden and HIDDEN_LABEL in known:
             conditions.append({"collection_ids": {"$nin": [str(known[HIDDEN_LABEL])]}})
         if document_sets is not None:

@@ -36,6 +36,7 @@ from onyx.r2r_sender.ledger_models import SCHEMA
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.payload import PreparedDocument, SourceDocument, prepare
 from onyx.r2r_sender.r2r_types import R2RDocument, SearchHit
+from onyx.r2r_sender.reconcile import iter_tenant_documents
 from onyx.r2r_sender.search import MirrorSearch
 
 
@@ -236,9 +237,7 @@ def tenant_documents(client: R2RClient, ledger: Ledger, tenant_id: str) -> list[
     Pages all of R2R's documents (as reconciliation does), so a copy that is in none of
     the tenant's collections, or in the wrong ones, is found too.
     """
-    return [
-        doc for doc in client.iter_all_documents() if doc.metadata.get("tenant_id") == tenant_id
-    ]
+    return list(iter_tenant_documents(client, tenant_id))
 
 
 def by_source(documents: Iterable[R2RDocument]) -> dict[str, list[R2RDocument]]:

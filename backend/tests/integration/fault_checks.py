@@ -33,6 +33,7 @@ from onyx.r2r_sender.ledger import Ledger
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.onyx_shapes import section_text, source_document_from_onyx
 from onyx.r2r_sender.payload import PreparedDocument, prepare
+from onyx.r2r_sender.reconcile import iter_tenant_documents
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS_DIR = REPO_ROOT / "scripts"
@@ -294,7 +295,7 @@ def check_mirror(
                 problems.append(f"ledger {doc_id}: {name} = {got!r}, expected {want!r}")
 
     # ---- R2R: every document of the tenant, in whatever collections
-    listed = [d.id for d in client.iter_all_documents() if d.metadata.get("tenant_id") == tenant_id]
+    listed = [d.id for d in iter_tenant_documents(client, tenant_id)]
     expected_ids = {report.r2r_ids[d]: d for d in expected}
     orphans = sorted(set(listed) - set(expected_ids))
     if orphans:

@@ -246,3 +246,15 @@ def test_uses_login_needs_email_and_password() -> None:
     assert not R2RCredentials("http://x", email="a@b.c").uses_login
     assert not R2RCredentials("http://x", password=Secret("p")).uses_login
     assert R2RCredentials("http://x", email="a@b.c", password=Secret("p")).uses_login
+
+
+def test_to_env_round_trips_through_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child process started with ``to_env()`` runs on exactly the parent's settings."""
+    _full_env(monkeypatch)
+    original = BridgeSettings.from_env().with_overrides(chunk_size=700, chunk_overlap=70)
+    for name in ENV_NAMES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in original.to_env().items():
+        monkeypatch.setenv(name, value)
+    assert BridgeSettings.from_env() == original
+    assert set(original.to_env()) <= set(ENV_NAMES)

@@ -41,7 +41,7 @@ from typing import Any
 
 from onyx.r2r_sender.onyx_shapes import PUBLIC_ACL, enum_value, field_of
 from onyx.r2r_sender.payload import ACL_PREFIX, SET_PREFIX
-from onyx.r2r_sender.search import HIDDEN_LABEL
+from onyx.r2r_sender.search import HIDDEN_LABEL, tenant_filter
 
 ASSUMED_DOCUMENT_AGE_DAYS = 90  # Onyx's opensearch/constants.py
 # characters that are safe inside R2R's spliced JSON path literal '{"a","b"}'
@@ -152,7 +152,7 @@ class ResolvedScope:
     def r2r_filter(self) -> dict[str, Any]:
         """The R2R filter (everything but the ACL overlap, which the client adds)."""
         scope = self.scope
-        clauses: list[dict[str, Any]] = [{"metadata.tenant_id": {"$eq": scope.tenant_id}}]
+        clauses: list[dict[str, Any]] = [tenant_filter(scope.tenant_id)]
         if self.hidden is not None:
             clauses.append({"collection_ids": {"$nin": [self.hidden]}})
         if self.forced is not None:
