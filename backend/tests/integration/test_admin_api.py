@@ -455,9 +455,12 @@ def test_workers_use_the_stored_credential_and_replay_fixes_dead_letters(
     fresh = create_api_key(stack)
     monkeypatch.setenv("ONYX_R2R_ENCRYPTION_KEY", TEST_KEY)
     monkeypatch.setenv("ONYX_R2R_CREDENTIAL_CACHE_SECONDS", "0.5")
-    monkeypatch.setenv("ONYX_R2R_MAX_ATTEMPTS", "2")
     worker_settings = settings.with_overrides(
-        r2r_base_url="http://127.0.0.1:9", r2r_api_key="", r2r_email="", r2r_password=""
+        r2r_base_url="http://127.0.0.1:9",
+        r2r_api_key="",
+        r2r_email="",
+        r2r_password="",
+        max_attempts=2,
     )
     factory = WorkerFactory(settings=worker_settings, tmp=tmp_path)
     try:
