@@ -31,7 +31,30 @@ def read_stack_env() -> dict[str, str]:
             continue
         key, _, value = line.partition("=")
         values[key.strip()] = value.strip()
+    private_db = os.environ.get("ONYX_R2R_TEST_DB", "")
+    if private_db and "ONYX_R2R_TEST_DATABASE_URL" in values:
+        # a checkout of its own (a second worktree) tests against a ledger database of its
+        # own: a test session empties its test ledger, which must never be another's
+        base, _, _ = values["ONYX_R2R_TEST_DATABASE_URL"].rpartition("/")
+        values["ONYX_R2R_TEST_DATABASE_URL"] = f"{base}/{private_db}"
     return values
+
+
+def _ensure_database(url: str) -> None:
+    """Create the database of *url* when it is missing (the private test ledger)."""
+    from sqlalchemy import create_engine, text
+
+    base, _, name = url.rpartition("/")
+    admin = create_engine(f"{base}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            exists = conn.execute(
+                text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).scalar()
+            if not exists:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
 
 
 def run_stack(*args: str) -> None:
@@ -48,7 +71,10 @@ def run_stack(*args: str) -> None:
 def stack() -> dict[str, str]:
     """The running local stack's facts (starts it when it is not up)."""
     run_stack("up", "--quiet")
-    return read_stack_env()
+    values = read_stack_env()
+    if os.environ.get("ONYX_R2R_TEST_DB"):
+        _ensure_database(values["ONYX_R2R_TEST_DATABASE_URL"])
+    return values
 
 
 @pytest.fixture
