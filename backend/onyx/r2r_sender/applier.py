@@ -33,6 +33,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from onyx.r2r_sender import schema
 from onyx.r2r_sender.chunking import split_text
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
@@ -48,8 +49,8 @@ from onyx.r2r_sender.r2r_types import R2RDocument
 
 logger = logging.getLogger(__name__)
 
-VERSION_KEY = "bridge_version"
-SEQ_KEY = "bridge_seq"
+VERSION_KEY = schema.VERSION
+SEQ_KEY = schema.SEQ
 
 
 class ApplyError(Exception):

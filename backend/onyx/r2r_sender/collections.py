@@ -9,14 +9,13 @@ that are also in other collections.
 
 from __future__ import annotations
 
-import hashlib
-import re
 import threading
 import uuid
 from collections.abc import Sequence
+from typing import Protocol
 
 from onyx.r2r_sender.client import R2RClient
-from onyx.r2r_sender.ledger import Ledger
+from onyx.r2r_sender.hosts import TenantScope
 
 # The holding collection of a tenant's documents that have no label at all (no
 # ACL, set or flag: visible to nobody).  Without one R2R would put them in the
@@ -24,32 +23,37 @@ from onyx.r2r_sender.ledger import Ledger
 # searches scope tenants by chunk metadata ``tenant_id``, so a membership write
 # per document is saved.
 TENANT_LABEL = "tenant"
-NAME_PREFIX = "onyx-r2r"
-_SAFE = re.compile(r"^[A-Za-z0-9_.@+=:\-]{1,120}$")
 
 
-def collection_name(tenant_id: str, label: str) -> str:
-    """Return the R2R collection name of *label* in *tenant_id* (stable, URL-safe).
+class CollectionStore(Protocol):
+    """Where resolved label → collection ids are remembered across processes (the ledger)."""
 
-    Readable (``onyx-r2r:<tenant>:<label>``) when both parts are made of safe
-    characters and short; otherwise hashed (``onyx-r2r:h:<hash>:<hash>``).
-    """
-    if _SAFE.match(tenant_id) and _SAFE.match(label):
-        return f"{NAME_PREFIX}:{tenant_id}:{label}"
-    tenant_part = hashlib.sha256(tenant_id.encode("utf-8")).hexdigest()[:16]
-    label_part = hashlib.sha256(label.encode("utf-8")).hexdigest()[:32]
-    return f"{NAME_PREFIX}:h:{tenant_part}:{label_part}"
+    def collection_ids(self, tenant_id: str, principals: Sequence[str]) -> dict[str, uuid.UUID]:
+        """The remembered ids of those labels that have one."""
+        ...
+
+    def save_collection(
+        self, tenant_id: str, principal: str, collection_id: uuid.UUID, name: str
+    ) -> None:
+        """Remember one label's collection id."""
+        ...
+
+    def forget_collection(self, tenant_id: str, principal: str) -> None:
+        """Forget one label's collection id (it no longer exists in R2R)."""
+        ...
 
 
 class CollectionResolver:
-    """Resolve labels to R2R collection ids: in-process cache → ledger → R2R.
+    """Resolve labels to R2R collection ids: in-process cache → store → R2R.
 
-    Thread-safe.  ``resolve(create=False)`` never writes to R2R (used by
-    searches: a label nobody was ever granted has no collection, so it
-    matches nothing).
+    ``tenant_id`` arguments are scope keys (:attr:`~onyx.r2r_sender.hosts.TenantScope.key`):
+    the collection name comes from the scope's host namespace.  Without a *store* (the
+    synchronous path, which has no ledger) a label is looked up in R2R by name once per
+    resolver.  Thread-safe.  ``resolve(create=False)`` never writes to R2R (used by
+    searches: a label nobody was ever granted has no collection, so it matches nothing).
     """
 
-    def __init__(self, client: R2RClient, ledger: Ledger) -> None:
+    def __init__(self, client: R2RClient, ledger: CollectionStore | None = None) -> None:
         self._client = client
         self._ledger = ledger
         self._cache: dict[tuple[str, str], uuid.UUID] = {}
@@ -72,17 +76,27 @@ class CollectionResolver:
                 else:
                     found[label] = cid
         if missing:
-            stored = self._ledger.collection_ids(tenant_id, missing)
+            stored = self._ledger.collection_ids(tenant_id, missing) if self._ledger else {}
             for label, cid in stored.items():
                 found[label] = cid
+            scope = TenantScope.from_key(tenant_id)
             for label in missing:
-                if label in stored or not create:
+                if label in stored:
                     continue
-                name = collection_name(tenant_id, label)
-                collection = self._client.ensure_collection(
-                    name, description=f"onyx-r2r tenant={tenant_id} label={label}"[:500]
-                )
-                self._ledger.save_collection(tenant_id, label, collection.id, name)
+                name = scope.collection_name(label)
+                if create:
+                    collection = self._client.ensure_collection(
+                        name, description=f"onyx-r2r tenant={tenant_id} label={label}"[:500]
+                    )
+                elif self._ledger is None:
+                    # no store to remember ids: R2R's name lookup is the record
+                    collection = self._client.get_collection_by_name(name)
+                    if collection is None:
+                        continue
+                else:
+                    continue
+                if self._ledger is not None:
+                    self._ledger.save_collection(tenant_id, label, collection.id, name)
                 found[label] = collection.id
             with self._lock:
                 for label in missing:
@@ -94,4 +108,5 @@ class CollectionResolver:
         """Forget a mapping whose collection no longer exists in R2R."""
         with self._lock:
             self._cache.pop((tenant_id, label), None)
-        self._ledger.forget_collection(tenant_id, label)
+        if self._ledger is not None:
+            self._ledger.forget_collection(tenant_id, label)

@@ -36,7 +36,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.types import Text
 
 from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.ids import r2r_version_id
+from onyx.r2r_sender.hosts import TenantScope
 from onyx.r2r_sender.ledger_models import SCHEMA, DocStatus
 from onyx.r2r_sender.payload import ACL_PREFIX, FLAG_PREFIX, SET_PREFIX, PreparedDocument
 
@@ -114,7 +114,7 @@ class Claim:
         """The R2R id of the desired version (None for a tombstone)."""
         if self.desired_deleted or self.desired_version is None:
             return None
-        return r2r_version_id(self.tenant_id, self.document_id, self.desired_version)
+        return TenantScope.from_key(self.tenant_id).version_id(self.document_id, self.desired_version)
 
     @property
     def content_changed(self) -> bool:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from onyx.r2r_sender import schema
 from onyx.r2r_sender.config import BridgeSettings
 
 ACL_PREFIX = "acl:"
@@ -262,16 +263,16 @@ def prepare(doc: SourceDocument, settings: BridgeSettings, tenant_id: str) -> Pr
         )
 
     r2r_metadata: dict[str, Any] = {
-        "source_document_id": document_id,
-        "tenant_id": tenant_id,
-        "title": title or document_id,
-        "semantic_identifier": _as_text(
+        schema.SOURCE_DOCUMENT_ID: document_id,
+        schema.TENANT: tenant_id,
+        schema.TITLE: title or document_id,
+        schema.SEMANTIC_IDENTIFIER: _as_text(
             document_id, "semantic_identifier", doc.semantic_identifier
         ),
-        "link": _as_text(document_id, "link", doc.link),
-        "source_type": _as_text(document_id, "source_type", doc.source_type),
-        "updated_at": _iso(document_id, doc.updated_at),
-        "source_metadata": source_metadata,
+        schema.LINK: _as_text(document_id, "link", doc.link),
+        schema.SOURCE_TYPE: _as_text(document_id, "source_type", doc.source_type),
+        schema.UPDATED_AT: _iso(document_id, doc.updated_at),
+        schema.SOURCE_METADATA: source_metadata,
     }
     encoded_metadata = json.dumps(r2r_metadata, sort_keys=True, ensure_ascii=False)
     if len(encoded_metadata) > settings.max_metadata_bytes:

@@ -1,4 +1,4 @@
-"""collections.collection_name: readable when safe, hashed otherwise, always stable (pure)."""
+"""Onyx (legacy host) collection names: readable when safe, hashed otherwise, always stable."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import urllib.parse
 
 import pytest
 
-from onyx.r2r_sender.collections import NAME_PREFIX, TENANT_LABEL, collection_name
+from onyx.r2r_sender.collections import TENANT_LABEL
+from onyx.r2r_sender.hosts import LEGACY_NAME_PREFIX as NAME_PREFIX
+from onyx.r2r_sender.hosts import onyx_collection_name as collection_name
 
 
 @pytest.mark.parametrize(
