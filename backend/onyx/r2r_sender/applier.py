@@ -31,7 +31,9 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from onyx.r2r_sender import schema
 from onyx.r2r_sender.chunking import split_text
@@ -40,11 +42,15 @@ from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.errors import (
     R2RAlreadyExistsError,
+    R2RAuthError,
     R2RBusyError,
+    R2RConfigError,
+    R2RError,
+    R2RFatalError,
     R2RNotFoundError,
     R2RRetryableError,
 )
-from onyx.r2r_sender.ledger import Claim, Outcome
+from onyx.r2r_sender.hosts import TenantScope
 from onyx.r2r_sender.r2r_types import R2RDocument
 
 logger = logging.getLogger(__name__)
@@ -63,8 +69,95 @@ class ApplyError(Exception):
         super().__init__(f"document {document_id!r}: {reason}")
 
 
+@dataclass(frozen=True, kw_only=True)
+class ApplyTask:
+    """What R2R must hold for one document, and what it holds now.
+
+    Host- and ledger-neutral: the asynchronous path builds it from a ledger row
+    (:class:`~onyx.r2r_sender.ledger.Claim` is one), the synchronous path from R2R's own
+    record (:mod:`onyx.r2r_sender.sync`).  ``tenant_id`` is the scope key.  The desired
+    version lives under ``target_id`` when given, else under its version id
+    (:meth:`~onyx.r2r_sender.hosts.TenantScope.version_id`).  ``pending_r2r_ids`` are
+    other R2R ids of this document (interrupted attempts, older versions) that must not
+    survive a completed apply.
+    """
+
+    tenant_id: str
+    document_id: str
+    seq: int
+    desired_version: str | None
+    desired_deleted: bool
+    desired_labels: list[str]
+    applied_version: str | None
+    applied_deleted: bool
+    applied_r2r_id: uuid.UUID | None
+    applied_collections: list[uuid.UUID]
+    pending_r2r_ids: list[uuid.UUID]
+    text: str | None
+    chunks: list[str] | None
+    r2r_metadata: dict[str, Any] | None
+    target_id: uuid.UUID | None = None
+
+    @property
+    def target_r2r_id(self) -> uuid.UUID | None:
+        """The R2R id of the desired version (None for a tombstone)."""
+        if self.desired_deleted or self.desired_version is None:
+            return None
+        if self.target_id is not None:
+            return self.target_id
+        return TenantScope.from_key(self.tenant_id).version_id(
+            self.document_id, self.desired_version
+        )
+
+    @property
+    def content_changed(self) -> bool:
+        """True when R2R must receive new content (create or replace)."""
+        return not self.desired_deleted and (
+            self.applied_r2r_id is None
+            or self.applied_deleted
+            or self.applied_version != self.desired_version
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an apply achieved in R2R (written as the applied state)."""
+
+    r2r_id: uuid.UUID | None
+    version: str | None
+    deleted: bool
+    labels: list[str]
+    collections: list[uuid.UUID]
+    writes: int = 0
+
+
+def classify_failure(exc: BaseException) -> tuple[str, bool, bool]:
+    """Return (error_class, retryable, counts_against_breaker) for an apply failure.
+
+    The one classification of both paths: the asynchronous worker dead-letters a
+    non-retryable class, the synchronous path reports it as a permanent error.
+    """
+    if isinstance(exc, R2RRetryableError):
+        return "r2r_unavailable", True, True
+    if isinstance(exc, R2RBusyError):
+        return "r2r_busy", True, False
+    if isinstance(exc, R2RAuthError | R2RConfigError):
+        return "r2r_config", True, False
+    if isinstance(exc, R2RNotFoundError):
+        return "r2r_not_found", True, False
+    if isinstance(exc, R2RAlreadyExistsError):
+        return "r2r_conflict", True, False
+    if isinstance(exc, R2RFatalError):
+        return "r2r_rejected", False, False
+    if isinstance(exc, R2RError):
+        return "r2r_error", True, False
+    if isinstance(exc, ApplyError):
+        return "invalid_state", exc.retryable, False
+    return "internal", True, False
+
+
 class Applier:
-    """Applies claims to one R2R server.  Thread-safe (shares the pooled client)."""
+    """Applies :class:`ApplyTask` s to one R2R server.  Thread-safe (shares the pooled client)."""
 
     def __init__(
         self, client: R2RClient, resolver: CollectionResolver, settings: BridgeSettings
@@ -74,8 +167,12 @@ class Applier:
         self.settings = settings
 
     # ----------------------------------------------------------------- entry
-    def apply(self, claim: Claim) -> Outcome:
-        """Make R2R match *claim*'s desired state; return what was applied."""
+    def apply(self, claim: ApplyTask) -> Outcome:
+        """Make R2R match *claim*'s desired state; return what was applied.
+
+        Raises the client's R2R errors, or :class:`ApplyError`; classify them with
+        :func:`classify_failure`.
+        """
         if claim.desired_deleted:
             return self._apply_tombstone(claim)
         if not claim.content_changed and claim.applied_r2r_id is not None:
@@ -95,7 +192,7 @@ class Applier:
         return self._apply_content(claim, old_id=old_id)
 
     # ------------------------------------------------------------- tombstone
-    def _apply_tombstone(self, claim: Claim) -> Outcome:
+    def _apply_tombstone(self, claim: ApplyTask) -> Outcome:
         writes = 0
         for r2r_id in _unique([claim.applied_r2r_id, *claim.pending_r2r_ids]):
             if self.client.delete_document(r2r_id):
@@ -105,12 +202,12 @@ class Applier:
         )
 
     # ---------------------------------------------------------------- labels
-    def _desired_collections(self, claim: Claim) -> dict[str, uuid.UUID]:
+    def _desired_collections(self, claim: ApplyTask) -> dict[str, uuid.UUID]:
         """The document's collections: one per label, or the tenant's holding collection."""
         labels = claim.desired_labels or [TENANT_LABEL]
         return self.resolver.resolve(claim.tenant_id, labels, create=True)
 
-    def _apply_labels(self, claim: Claim, r2r_id: uuid.UUID) -> Outcome:
+    def _apply_labels(self, claim: ApplyTask, r2r_id: uuid.UUID) -> Outcome:
         by_label = self._desired_collections(claim)
         writes = self._sync_memberships(
             claim, r2r_id, current=set(claim.applied_collections), by_label=by_label
@@ -129,7 +226,7 @@ class Applier:
 
     def _sync_memberships(
         self,
-        claim: Claim,
+        claim: ApplyTask,
         r2r_id: uuid.UUID,
         *,
         current: set[uuid.UUID],
@@ -147,7 +244,7 @@ class Applier:
             writes += self._grant(claim, r2r_id, label, collection_id)
         return writes
 
-    def _grant(self, claim: Claim, r2r_id: uuid.UUID, label: str, collection_id: uuid.UUID) -> int:
+    def _grant(self, claim: ApplyTask, r2r_id: uuid.UUID, label: str, collection_id: uuid.UUID) -> int:
         try:
             return int(self.client.add_document_to_collection(collection_id, r2r_id))
         except R2RNotFoundError as exc:
@@ -159,7 +256,7 @@ class Applier:
             return int(self.client.add_document_to_collection(fresh, r2r_id))
 
     # --------------------------------------------------------------- content
-    def _apply_content(self, claim: Claim, *, old_id: uuid.UUID | None) -> Outcome:
+    def _apply_content(self, claim: ApplyTask, *, old_id: uuid.UUID | None) -> Outcome:
         target = claim.target_r2r_id
         if target is None or claim.r2r_metadata is None:
             raise ApplyError(
@@ -194,7 +291,7 @@ class Applier:
         )
 
     def _ensure_version(
-        self, claim: Claim, target: uuid.UUID, by_label: dict[str, uuid.UUID]
+        self, claim: ApplyTask, target: uuid.UUID, by_label: dict[str, uuid.UUID]
     ) -> tuple[bool, set[uuid.UUID]]:
         """Create the target version unless a complete copy exists.
 
@@ -275,7 +372,7 @@ class Applier:
             document_id=str(target),
         )
 
-    def _bridge_chunks(self, claim: Claim) -> list[str] | None:
+    def _bridge_chunks(self, claim: ApplyTask) -> list[str] | None:
         """The claim's text split by the bridge, or None when R2R does the splitting."""
         if self.settings.chunking != "bridge" or not claim.text:
             return None
@@ -288,7 +385,7 @@ class Applier:
             or None
         )
 
-    def _handle_in_progress(self, claim: Claim, existing: R2RDocument) -> None:
+    def _handle_in_progress(self, claim: ApplyTask, existing: R2RDocument) -> None:
         """An ingestion of *existing* is running or stuck: wait (busy) or clear it."""
         updated = existing.updated_at or existing.created_at
         age = (datetime.now(UTC) - updated).total_seconds() if updated is not None else float("inf")

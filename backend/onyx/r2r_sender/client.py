@@ -1086,6 +1086,32 @@ class R2RClient:
                 raise
             return existing
 
+    def list_collections(
+        self, ids: Sequence[UUIDLike], *, page_size: int = 100, retry: bool = True
+    ) -> list[R2RCollection]:
+        """Return the collections among ``ids`` that exist (missing ids are simply absent).
+
+        ``GET /v3/collections?ids=…`` in batches of at most ``page_size`` (1..1000) ids.
+        Raises ``ValueError`` on a non-UUID id before any request.
+        """
+        if isinstance(ids, str | bytes):
+            raise ValueError("ids must be a list of UUIDs")
+        if not 1 <= page_size <= _MAX_PAGE:
+            raise ValueError(f"page_size must be between 1 and {_MAX_PAGE}")
+        wanted = list(dict.fromkeys(str(_as_uuid(value, "ids element")) for value in ids))
+        collections: list[R2RCollection] = []
+        operation = "list_collections"
+        for start in range(0, len(wanted), page_size):
+            batch = wanted[start : start + page_size]
+            params = [("ids", i) for i in batch] + [("offset", "0"), ("limit", str(len(batch)))]
+            response = self._request(
+                "GET", "/v3/collections", operation=operation, params=params, retry=retry
+            )
+            collections.extend(
+                R2RCollection.model_validate(item) for item in self._results(response, operation)
+            )
+        return collections
+
     def add_document_to_collection(
         self, collection_id: UUIDLike, document_id: UUIDLike, *, retry: bool = True
     ) -> bool:

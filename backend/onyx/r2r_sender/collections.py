@@ -25,6 +25,12 @@ from onyx.r2r_sender.hosts import TenantScope
 TENANT_LABEL = "tenant"
 
 
+def collection_name(tenant_id: str, label: str) -> str:
+    """The R2R collection name of *label* in the scope whose key is *tenant_id* (see
+    :meth:`~onyx.r2r_sender.hosts.TenantScope.collection_name`)."""
+    return TenantScope.from_key(tenant_id).collection_name(label)
+
+
 class CollectionStore(Protocol):
     """Where resolved label → collection ids are remembered across processes (the ledger)."""
 
@@ -57,6 +63,7 @@ class CollectionResolver:
         self._client = client
         self._ledger = ledger
         self._cache: dict[tuple[str, str], uuid.UUID] = {}
+        self._labels: dict[uuid.UUID, tuple[str, str]] = {}  # collection id -> (key, label)
         self._lock = threading.Lock()
 
     def resolve(
@@ -102,7 +109,39 @@ class CollectionResolver:
                 for label in missing:
                     if label in found:
                         self._cache[(tenant_id, label)] = found[label]
+                        self._labels[found[label]] = (tenant_id, label)
         return found
+
+    def labels_of(
+        self, tenant_id: str, collection_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, str]:
+        """The labels of those *collection_ids* that are collections of this scope.
+
+        Known ids come from this resolver's cache; the rest are read from R2R in one
+        request per 100 ids and their names inverted (:meth:`TenantScope.label_of`).  A
+        collection of another scope, a hashed name or a vanished collection is left out.
+        Raises R2R client errors.
+        """
+        out: dict[uuid.UUID, str] = {}
+        unknown: list[uuid.UUID] = []
+        with self._lock:
+            for cid in collection_ids:
+                entry = self._labels.get(cid)
+                if entry is None:
+                    unknown.append(cid)
+                elif entry[0] == tenant_id:
+                    out[cid] = entry[1]
+        if unknown:
+            scope = TenantScope.from_key(tenant_id)
+            for collection in self._client.list_collections(unknown):
+                label = scope.label_of(collection.name)
+                if label is None:
+                    continue
+                out[collection.id] = label
+                with self._lock:
+                    self._cache[(tenant_id, label)] = collection.id
+                    self._labels[collection.id] = (tenant_id, label)
+        return out
 
     def invalidate(self, tenant_id: str, label: str) -> None:
         """Forget a mapping whose collection no longer exists in R2R."""

@@ -210,6 +210,31 @@ class TenantScope:
         label_part = hashlib.sha256(label.encode("utf-8")).hexdigest()[:32]
         return f"{NAME_PREFIX}:{self.host.name}:h:{tenant_part}:{label_part}"
 
+    def label_of(self, collection_name: str) -> str | None:
+        """Invert :meth:`collection_name`: the label, or ``None`` for a hashed name or a
+        name of another scope (the result is checked by deriving the name again)."""
+        if self.host.legacy:
+            prefix = f"{LEGACY_NAME_PREFIX}:{self.tenant_id}:"
+            label = collection_name[len(prefix) :] if collection_name.startswith(prefix) else ""
+        else:
+            parts = collection_name.split(":", 4)
+            if len(parts) == 5:
+                try:
+                    kind, value = unescape_name_part(parts[3]), unescape_name_part(parts[4])
+                except (ValueError, UnicodeDecodeError):
+                    return None
+                label = f"{kind}:{value}"
+            elif len(parts) == 4:
+                try:
+                    label = unescape_name_part(parts[3])
+                except (ValueError, UnicodeDecodeError):
+                    return None
+            else:
+                return None
+        if not label or self.collection_name(label) != collection_name:
+            return None
+        return label
+
     def __str__(self) -> str:
         return self.key
 

@@ -35,8 +35,8 @@ from sqlalchemy import Connection, Engine, bindparam, create_engine, text
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.types import Text
 
+from onyx.r2r_sender.applier import ApplyTask, Outcome
 from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.hosts import TenantScope
 from onyx.r2r_sender.ledger_models import SCHEMA, DocStatus
 from onyx.r2r_sender.payload import ACL_PREFIX, FLAG_PREFIX, SET_PREFIX, PreparedDocument
 
@@ -88,54 +88,12 @@ class RecordResult:
     unknown: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Claim:
-    """A claimed document: its desired and applied state, and the payload to send."""
+@dataclass(frozen=True, kw_only=True)
+class Claim(ApplyTask):
+    """A claimed ledger row: the :class:`ApplyTask` plus what only the ledger tracks."""
 
-    tenant_id: str
-    document_id: str
-    seq: int
-    desired_version: str | None
-    desired_deleted: bool
-    desired_labels: list[str]
-    applied_version: str | None
-    applied_deleted: bool
-    applied_r2r_id: uuid.UUID | None
     applied_labels: list[str]
-    applied_collections: list[uuid.UUID]
-    pending_r2r_ids: list[uuid.UUID]
     attempts: int
-    text: str | None
-    chunks: list[str] | None
-    r2r_metadata: dict[str, Any] | None
-
-    @property
-    def target_r2r_id(self) -> uuid.UUID | None:
-        """The R2R id of the desired version (None for a tombstone)."""
-        if self.desired_deleted or self.desired_version is None:
-            return None
-        return TenantScope.from_key(self.tenant_id).version_id(self.document_id, self.desired_version)
-
-    @property
-    def content_changed(self) -> bool:
-        """True when R2R must receive new content (create or replace)."""
-        return not self.desired_deleted and (
-            self.applied_r2r_id is None
-            or self.applied_deleted
-            or self.applied_version != self.desired_version
-        )
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What an apply achieved in R2R (written as the applied state)."""
-
-    r2r_id: uuid.UUID | None
-    version: str | None
-    deleted: bool
-    labels: list[str]
-    collections: list[uuid.UUID]
-    writes: int = 0
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,9 @@ class SourceDocument:
     sets: Collection[str] | None = ()
     # [issue-4] flags such as "hidden"; None (the default) keeps the recorded ones
     flags: Collection[str] | None = None
+    # a host-side modification stamp (Nextcloud's ``modified``, epoch seconds): part of the
+    # version, stored as chunk metadata ``modified`` only when set
+    modified: int | None = None
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,16 @@ def _iso(document_id: str, value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat()
 
 
+def _modified(document_id: str, value: Any) -> int:
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidDocumentError(
+            document_id, f"modified must be epoch seconds (a non-negative integer), got {value!r:.40}"
+        )
+    return value
+
+
 def prepare(doc: SourceDocument, settings: BridgeSettings, tenant_id: str) -> PreparedDocument:
     """Validate and normalise *doc*; raise :class:`InvalidDocumentError` on bad input.
 
@@ -274,6 +287,8 @@ def prepare(doc: SourceDocument, settings: BridgeSettings, tenant_id: str) -> Pr
         schema.UPDATED_AT: _iso(document_id, doc.updated_at),
         schema.SOURCE_METADATA: source_metadata,
     }
+    if doc.modified is not None:
+        r2r_metadata[schema.MODIFIED] = _modified(document_id, doc.modified)
     encoded_metadata = json.dumps(r2r_metadata, sort_keys=True, ensure_ascii=False)
     if len(encoded_metadata) > settings.max_metadata_bytes:
         raise InvalidDocumentError(

@@ -26,21 +26,14 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
-from onyx.r2r_sender.applier import Applier, ApplyError
+from onyx.r2r_sender.applier import Applier, classify_failure
 from onyx.r2r_sender.breaker import CircuitBreaker
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
 from onyx.r2r_sender.doorbell import Doorbell
 from onyx.r2r_sender.errors import (
-    R2RAlreadyExistsError,
-    R2RAuthError,
     R2RBusyError,
-    R2RConfigError,
-    R2RError,
-    R2RFatalError,
-    R2RNotFoundError,
-    R2RRetryableError,
 )
 from onyx.r2r_sender.ledger import Claim, Ledger, LockSession
 from onyx.r2r_sender.metrics import Counters
@@ -82,27 +75,6 @@ def make_client(credentials: R2RCredentials, settings: BridgeSettings) -> R2RCli
         read_timeout=settings.read_timeout,
         retry_max_time=settings.client_retry_max_time,
     )
-
-
-def classify_failure(exc: BaseException) -> tuple[str, bool, bool]:
-    """Return (error_class, retryable, counts_against_breaker) for an apply failure."""
-    if isinstance(exc, R2RRetryableError):
-        return "r2r_unavailable", True, True
-    if isinstance(exc, R2RBusyError):
-        return "r2r_busy", True, False
-    if isinstance(exc, R2RAuthError | R2RConfigError):
-        return "r2r_config", True, False
-    if isinstance(exc, R2RNotFoundError):
-        return "r2r_not_found", True, False
-    if isinstance(exc, R2RAlreadyExistsError):
-        return "r2r_conflict", True, False
-    if isinstance(exc, R2RFatalError):
-        return "r2r_rejected", False, False
-    if isinstance(exc, R2RError):
-        return "r2r_error", True, False
-    if isinstance(exc, ApplyError):
-        return "invalid_state", exc.retryable, False
-    return "internal", True, False
 
 
 class WorkerRuntime:

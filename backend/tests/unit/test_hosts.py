@@ -132,3 +132,27 @@ def test_namespaced_names_split_back_into_their_parts() -> None:
     assert (prefix, host) == ("r2r-bridge", "nextcloud")
     assert unescape_name_part(tenant) == "cloud:1 ü"
     assert (unescape_name_part(kind), unescape_name_part(value)) == ("acl", "bob, the: builder")
+
+
+@pytest.mark.parametrize(
+    ("scope", "label"),
+    [
+        (ONYX.scope("public"), "acl:PUBLIC"),
+        (ONYX.scope("tenant_1"), "acl:user_email:a@example.com"),
+        (NEXTCLOUD.scope("inst"), "acl:alice"),
+        (NEXTCLOUD.scope("in st"), "acl:bob, the: builder ü"),
+        (NEXTCLOUD.scope("inst"), "set:files__default"),
+        (NEXTCLOUD.scope("inst"), "tenant"),
+    ],
+)
+def test_label_of_inverts_collection_name(scope: TenantScope, label: str) -> None:
+    assert scope.label_of(scope.collection_name(label)) == label
+
+
+def test_label_of_refuses_hashed_and_foreign_names() -> None:
+    scope = NEXTCLOUD.scope("inst")
+    assert scope.label_of(scope.collection_name("acl:" + "x" * 400)) is None
+    assert scope.label_of(NEXTCLOUD.scope("other").collection_name("acl:a")) is None
+    assert scope.label_of(ONYX.scope("inst").collection_name("acl:a")) is None
+    assert ONYX.scope("public").label_of(ONYX.scope("public").collection_name("acl:a b")) is None
+    assert scope.label_of("r2r-bridge:nextcloud:inst:acl:~ZZ") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from onyx.r2r_sender.applier import ApplyError
+from onyx.r2r_sender.applier import ApplyError, classify_failure
 from onyx.r2r_sender.errors import (
     R2RAlreadyExistsError,
     R2RAuthError,
@@ -16,7 +16,6 @@ from onyx.r2r_sender.errors import (
     R2RRetryableError,
     classify,
 )
-from onyx.r2r_sender.worker import classify_failure
 
 OP = {"operation": "create_document"}
 
