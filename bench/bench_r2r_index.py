@@ -38,8 +38,9 @@ from sample_corpus import make_corpus
 
 from onyx.document_index.r2r.filters import scope_from_index_filters
 from onyx.document_index.r2r.index_core import R2RIndexCore
-from onyx.r2r_integration.host import host_reader, host_sender
+from onyx.r2r_integration.host import host_sender
 from onyx.r2r_sender.errors import R2RError
+from onyx.r2r_sender.plumbing import host_reader
 
 QUERIES = [
     "deployment latency",

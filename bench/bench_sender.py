@@ -23,10 +23,10 @@ from benchlib import bench_settings, onyx_documents, stack_env, wait_synced, wor
 from redis import Redis
 from sqlalchemy import create_engine, text
 
+from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
+from onyx.r2r_integration.sender import R2RDocumentSender
 from onyx.r2r_sender.metrics import Counters
-from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.payload import prepare
-from onyx.r2r_sender.sender import R2RDocumentSender
 
 
 def _durable_floor(settings, group) -> float:

@@ -29,11 +29,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from benchlib import bench_settings, onyx_documents, stack_env, wait_synced, worker_process
 
+from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
+from onyx.r2r_integration.sender import R2RDocumentSender
 from onyx.r2r_sender.chunking import split_text
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.ids import r2r_document_id
-from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
-from onyx.r2r_sender.sender import R2RDocumentSender
 
 
 class DirectMirror:

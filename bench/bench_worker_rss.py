@@ -15,7 +15,7 @@ import uuid
 
 from benchlib import bench_settings, onyx_documents, stack_env, wait_synced, worker_process
 
-from onyx.r2r_sender.sender import R2RDocumentSender
+from onyx.r2r_integration.sender import R2RDocumentSender
 
 
 def rss_mb(pid: int) -> float:

@@ -26,9 +26,8 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 from sample_corpus import make_corpus  # noqa: E402
 
-from onyx.r2r_sender import migrate  # noqa: E402
 from onyx.r2r_sender.config import BridgeSettings  # noqa: E402
-from onyx.r2r_sender.ledger import get_engine  # noqa: E402
+from onyx.r2r_sender.ledger import get_engine, migrate  # noqa: E402
 
 
 def stack_env() -> dict[str, str]:

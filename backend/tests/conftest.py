@@ -112,7 +112,7 @@ def wait_until(
 def ledger_engine(stack: dict[str, str]):
     """SQLAlchemy engine on the migrated test ledger database."""
     from onyx.r2r_sender.ledger import get_engine
-    from onyx.r2r_sender.migrate import upgrade
+    from onyx.r2r_sender.ledger.migrate import upgrade
 
     engine = get_engine(stack["ONYX_R2R_TEST_DATABASE_URL"])
     upgrade(engine)
@@ -253,7 +253,7 @@ def r2r_client(stack: dict[str, str]):
 @pytest.fixture
 def make_sender(settings):
     """Build an R2RDocumentSender for a tenant with the test's settings."""
-    from onyx.r2r_sender.sender import R2RDocumentSender
+    from onyx.r2r_integration.sender import R2RDocumentSender
 
     def build(tenant_id: str, **kwargs):
         return R2RDocumentSender(tenant_id=tenant_id, settings=settings, **kwargs)

@@ -108,8 +108,8 @@ _credential_cache: dict[str, tuple[float, R2RCredentials | None]] = {}
 
 
 def _store(settings: BridgeSettings) -> object:
-    from onyx.r2r_integration.host import host_engine
     from onyx.r2r_sender.credentials import CredentialStore
+    from onyx.r2r_sender.plumbing import host_engine
 
     return CredentialStore(host_engine(settings.database_url))
 

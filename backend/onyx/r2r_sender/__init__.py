@@ -1,59 +1,135 @@
-"""onyx-r2r: mirror Onyx documents into an R2R 3.6.6 server.
+"""The R2R bridge engine: everything a host (Onyx, Nextcloud, …) may call, in ``__all__``.
 
-Public surface of the R2R side:
+Hosts import these names from ``onyx.r2r_sender`` and nothing else of the engine.  Names
+load lazily (PEP 562), so ``import onyx.r2r_sender`` does no work and pulls in no
+database, broker or Celery library; the synchronous path (``SyncApplier``) needs only
+httpx.  The README's "Engine API" section documents each group.
 
-* :class:`R2RClient` - typed REST client (httpx + backoff) for R2R's ``/v3`` API;
-* the error hierarchy rooted at :class:`R2RError` and the pure :func:`classify`;
-* deterministic id derivation (:func:`r2r_document_id`, :func:`r2r_version_id`, ...);
-* typed results (:class:`IngestResult`, :class:`R2RDocument`, :class:`R2RCollection`, :class:`SearchHit`,
-  :class:`R2RChunk`).
+* **Who owns what in R2R**: :class:`HostNamespace`, :class:`TenantScope`, :data:`ONYX`,
+  :data:`NEXTCLOUD`, :func:`host_namespace` (ids, collection names and scope keys);
+  the legacy Onyx id functions :func:`r2r_document_id`, :func:`r2r_version_id`.
+* **The input**: :class:`SourceDocument`, :func:`source_document_from_record` (the
+  engine's record format), :class:`InvalidDocumentError`, the chunk-metadata
+  :mod:`schema`.
+* **Asynchronous path** (durable ledger, Celery workers): :class:`MirrorSender`,
+  :class:`BatchReport`, :class:`SenderError`, the host-facing ledger protocol
+  :class:`DesiredStateLedger` (:class:`RecordResult`, :class:`DesiredState`) with its
+  PostgreSQL :class:`Ledger` and its in-memory twin :class:`InMemoryLedger`, and the
+  bounded host plumbing (:func:`host_sender`, :func:`host_reader`, :class:`Reader`,
+  :func:`host_redis`, :func:`host_engine`).
+* **Synchronous path** (no ledger, no Celery, no Redis): :class:`SyncApplier`,
+  :class:`SyncOutcome`, :class:`LabelChange`, :class:`AppliedDocument`.
+* **Reading**: :func:`newest_versions` and the collection resolver
+  (:class:`CollectionResolver`).
+* **R2R and its errors**: :class:`R2RClient` (REST over httpx with retries),
+  :func:`make_client`, the error tree rooted at :class:`R2RError`, :func:`classify`,
+  :func:`classify_failure`, typed results.
+* **Per-tenant credentials**: :class:`CredentialStore`, :func:`credentials_for`,
+  :func:`export_state`.
+* **Settings**: :class:`BridgeSettings`, :class:`R2RCredentials`, :class:`Secret`.
 """
 
-from onyx.r2r_sender.client import R2RClient, SearchMode
-from onyx.r2r_sender.errors import (
-    R2RAlreadyExistsError,
-    R2RAuthError,
-    R2RBusyError,
-    R2RConfigError,
-    R2RError,
-    R2RFatalError,
-    R2RNotFoundError,
-    R2RRetryableError,
-    classify,
-)
-from onyx.r2r_sender.ids import (
-    BRIDGE_NAMESPACE,
-    r2r_document_id,
-    r2r_version_id,
-    tenant_namespace,
-)
-from onyx.r2r_sender.r2r_types import (
-    IngestResult,
-    R2RChunk,
-    R2RCollection,
-    R2RDocument,
-    SearchHit,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BRIDGE_NAMESPACE",
-    "IngestResult",
-    "R2RAlreadyExistsError",
-    "R2RAuthError",
-    "R2RBusyError",
-    "R2RChunk",
-    "R2RClient",
-    "R2RCollection",
-    "R2RConfigError",
-    "R2RDocument",
-    "R2RError",
-    "R2RFatalError",
-    "R2RNotFoundError",
-    "R2RRetryableError",
-    "SearchHit",
-    "SearchMode",
-    "classify",
-    "r2r_document_id",
-    "r2r_version_id",
-    "tenant_namespace",
-]
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    # hosts and ids
+    "HostNamespace": "hosts",
+    "TenantScope": "hosts",
+    "ONYX": "hosts",
+    "NEXTCLOUD": "hosts",
+    "KNOWN_HOSTS": "hosts",
+    "host_namespace": "hosts",
+    "BRIDGE_NAMESPACE": "ids",
+    "r2r_document_id": "ids",
+    "r2r_version_id": "ids",
+    "tenant_namespace": "ids",
+    # input
+    "SourceDocument": "payload",
+    "InvalidDocumentError": "payload",
+    "ACL_PREFIX": "payload",
+    "SET_PREFIX": "payload",
+    "FLAG_PREFIX": "payload",
+    "source_document_from_record": "records",
+    "field_of": "records",
+    "enum_value": "records",
+    "section_text": "records",
+    "schema": "",
+    # asynchronous path
+    "MirrorSender": "sender",
+    "BatchReport": "sender",
+    "Rejection": "sender",
+    "SenderError": "sender",
+    "DEFAULT_TENANT": "sender",
+    "DesiredStateLedger": "desired_state",
+    "DesiredState": "desired_state",
+    "RecordResult": "desired_state",
+    "Ledger": "ledger",
+    "InMemoryLedger": "memory_ledger",
+    "host_sender": "plumbing",
+    "host_reader": "plumbing",
+    "host_redis": "plumbing",
+    "host_engine": "plumbing",
+    "host_ledger": "plumbing",
+    "host_doorbell": "plumbing",
+    "Reader": "plumbing",
+    "Counters": "metrics",
+    # synchronous path
+    "SyncApplier": "sync",
+    "SyncOutcome": "sync",
+    "LabelChange": "sync",
+    "AppliedDocument": "sync",
+    # reading
+    "CollectionResolver": "collections",
+    "newest_versions": "search",
+    "HIDDEN_LABEL": "search",
+    "tenant_filter": "search",
+    # R2R and errors
+    "R2RClient": "client",
+    "SearchMode": "client",
+    "make_client": "connect",
+    "R2RError": "errors",
+    "R2RAlreadyExistsError": "errors",
+    "R2RAuthError": "errors",
+    "R2RBusyError": "errors",
+    "R2RConfigError": "errors",
+    "R2RFatalError": "errors",
+    "R2RNotFoundError": "errors",
+    "R2RRetryableError": "errors",
+    "classify": "errors",
+    "classify_failure": "applier",
+    "IngestResult": "r2r_types",
+    "R2RChunk": "r2r_types",
+    "R2RCollection": "r2r_types",
+    "R2RDocument": "r2r_types",
+    "SearchHit": "r2r_types",
+    # per-tenant R2R credentials and export switches (stored, encrypted)
+    "CredentialStore": "credentials",
+    "credentials_for": "credentials",
+    "export_state": "credentials",
+    # settings
+    "BridgeSettings": "config",
+    "R2RCredentials": "config",
+    "Secret": "config",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name on first use (PEP 562); unknown names raise ``AttributeError``."""
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if module_name == "":
+        value: Any = importlib.import_module(f"{__name__}.{name}")
+    else:
+        value = getattr(importlib.import_module(f"{__name__}.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -22,7 +22,7 @@ from sqlalchemy import Engine, text
 from onyx.r2r_sender.breaker import CircuitBreaker
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.ledger import Ledger
-from onyx.r2r_sender.ledger_models import SCHEMA
+from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.r2r_sender.metrics import Counters
 
 logger = logging.getLogger(__name__)

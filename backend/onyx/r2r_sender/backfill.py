@@ -7,7 +7,7 @@ document ids in a stable ascending order and fetches documents by id;
 :func:`run_backfill_slice` walks the ids after the persisted cursor
 (``r2r_bridge.sync_cursor``, job ``backfill``), asks the ledger which of each
 batch it lacks (no live desired version) and records only those through
-:class:`~onyx.r2r_sender.sender.R2RDocumentSender` - the same path as every
+:class:`~onyx.r2r_sender.sender.MirrorSender` - the same path as every
 other write, so workers apply them like any change.
 
 * **Resumable**: the cursor is saved after every batch; a killed slice loses at
@@ -33,9 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from onyx.r2r_sender import ledger_ops
-from onyx.r2r_sender.onyx_shapes import field_of
-from onyx.r2r_sender.sender import R2RDocumentSender
+from onyx.r2r_sender.ledger import ops as ledger_ops
+from onyx.r2r_sender.records import field_of
+from onyx.r2r_sender.sender import MirrorSender
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,8 @@ class BackfillSource(Protocol):
 
     def fetch(self, document_ids: Sequence[str]) -> Iterable[Any]:
         """The documents with these ids that still exist: :class:`SourceDocument`s
-        (with their ACL and sets) or Onyx ``Document``-shaped objects/dicts."""
+        (with their ACL and sets) or records in the engine's format
+        (:mod:`onyx.r2r_sender.records`)."""
         ...
 
 
@@ -81,7 +82,7 @@ def run_backfill_slice(
     tenant_id: str,
     source: BackfillSource,
     *,
-    sender: R2RDocumentSender,
+    sender: MirrorSender,
     batch_size: int = 200,
     max_seconds: float = 20.0,
     max_batches: int | None = None,
@@ -122,7 +123,7 @@ def run_backfill_slice(
             progress.state = "done"
             ledger_ops.save_cursor(ledger, tenant_id, JOB, {"after": progress.after}, "done")
             break
-        known = ledger_ops.known_live(ledger, tenant_id, ids)
+        known = ledger.known_live(tenant_id, ids)
         lacking = [i for i in ids if i not in known]
         if lacking:
             docs = [d for d in source.fetch(lacking) if _doc_id(d) in set(lacking)]

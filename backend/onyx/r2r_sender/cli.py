@@ -5,10 +5,9 @@ Commands: ``migrate``, ``status``, ``push FILE.jsonl…``, ``plan FILE.jsonl…`
 Settings come from the environment (``R2R_BASE_URL``, ``R2R_API_KEY`` or ``R2R_API_KEY_FILE``,
 ``ONYX_R2R_DATABASE_URL``, ``ONYX_R2R_BROKER_URL``; see README).
 
-JSONL lines are Onyx ``Document``-shaped objects (``id``, ``sections``,
-``semantic_identifier``, ``source``, ``metadata``, ``doc_updated_at``,
-``external_access`` or a plain ``acl`` list, ``document_sets``), or
-operations: ``{"op": "delete", "id": …}`` and
+JSONL lines are documents in the engine's record format (:mod:`onyx.r2r_sender.records`:
+``id``, ``text`` or ``sections``, ``title``/``semantic_identifier``, ``source``, ``metadata``,
+``doc_updated_at``, ``acl``, ``document_sets``, ``flags``), or operations: ``{"op": "delete", "id": …}`` and
 ``{"op": "access", "id": …, "acl": […], "document_sets": […]}``.
 """
 
@@ -28,9 +27,9 @@ from redis import Redis
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.ledger import Ledger, get_engine
 from onyx.r2r_sender.metrics import Counters
-from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.payload import ACL_PREFIX, SET_PREFIX, InvalidDocumentError, prepare
-from onyx.r2r_sender.sender import DEFAULT_TENANT, BatchReport, R2RDocumentSender
+from onyx.r2r_sender.records import source_document_from_record
+from onyx.r2r_sender.sender import DEFAULT_TENANT, BatchReport, MirrorSender
 
 
 class CliError(Exception):
@@ -135,7 +134,7 @@ class PushTotals:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: BridgeSettings) -> int:
-    from onyx.r2r_sender import migrate
+    from onyx.r2r_sender.ledger import migrate
 
     engine = get_engine(settings.database_url)
     migrate.upgrade(engine)
@@ -181,7 +180,7 @@ def cmd_status(args: argparse.Namespace, settings: BridgeSettings) -> int:
 
 
 def _send(
-    sender: R2RDocumentSender, ops: Sequence[Op], batch_size: int, totals: PushTotals
+    sender: MirrorSender, ops: Sequence[Op], batch_size: int, totals: PushTotals
 ) -> None:
     batch: list[dict[str, Any]] = []
 
@@ -210,7 +209,7 @@ def _send(
 
 
 def cmd_push(args: argparse.Namespace, settings: BridgeSettings) -> int:
-    sender = R2RDocumentSender(tenant_id=args.tenant, settings=settings)
+    sender = MirrorSender(tenant_id=args.tenant, settings=settings)
     counters = Counters(Redis.from_url(settings.broker_url))
     writes_before = counters.get(args.tenant).get("r2r_writes", 0)
     ops = final_ops(args.files) if args.final_state else list(read_ops(args.files))
@@ -283,7 +282,7 @@ def cmd_plan(args: argparse.Namespace, settings: BridgeSettings) -> int:
             labels_now = set(state.labels)
         else:
             try:
-                doc = prepare(source_document_from_onyx(op.body), settings, args.tenant)
+                doc = prepare(source_document_from_record(op.body), settings, args.tenant)
             except InvalidDocumentError as exc:
                 plan["rejected"].append(f"{exc.document_id}: {exc.reason}")
                 continue
@@ -320,7 +319,7 @@ def cmd_plan(args: argparse.Namespace, settings: BridgeSettings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: BridgeSettings) -> int:
-    sender = R2RDocumentSender(tenant_id=args.tenant or DEFAULT_TENANT, settings=settings)
+    sender = MirrorSender(tenant_id=args.tenant or DEFAULT_TENANT, settings=settings)
     requeued = sender.ledger.replay(args.tenant, args.ids or None)
     for tenant in sorted({tenant for tenant, _ in requeued}):
         sender.doorbell.ring(tenant)
@@ -357,7 +356,7 @@ def cmd_health(args: argparse.Namespace, settings: BridgeSettings) -> int:
     """Liveness/readiness probe: the ledger database, the broker and R2R answer (exit 0/1)."""
     from sqlalchemy import text
 
-    from onyx.r2r_sender.worker import make_client
+    from onyx.r2r_sender.connect import make_client
 
     problems: list[str] = []
     try:
@@ -392,8 +391,8 @@ def cmd_beat(args: argparse.Namespace, settings: BridgeSettings) -> int:
 
 def cmd_search(args: argparse.Namespace, settings: BridgeSettings) -> int:
     from onyx.r2r_sender.collections import CollectionResolver
+    from onyx.r2r_sender.connect import make_client
     from onyx.r2r_sender.search import MirrorSearch
-    from onyx.r2r_sender.worker import make_client
 
     ledger = Ledger.from_settings(settings)
     with make_client(settings.credentials, settings) as client:
@@ -441,8 +440,8 @@ def cmd_rotate_key(args: argparse.Namespace, settings: BridgeSettings) -> int:
 
 # [issue-4] reconciliation and backfill from a shell
 def cmd_reconcile(args: argparse.Namespace, settings: BridgeSettings) -> int:
+    from onyx.r2r_sender.connect import make_client
     from onyx.r2r_sender.reconcile import reconcile_tenant
-    from onyx.r2r_sender.worker import make_client
 
     ledger = Ledger.from_settings(settings)
     with make_client(settings.credentials, settings) as client:
@@ -453,7 +452,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: BridgeSettings) -> int:
             max_delete_share=args.max_delete_share,
             delete_floor=args.delete_floor,
             dry_run=args.dry_run,
-            ring=R2RDocumentSender(tenant_id=args.tenant, settings=settings).doorbell.ring,
+            ring=MirrorSender(tenant_id=args.tenant, settings=settings).doorbell.ring,
         )
     summary = result.summary()
     if args.json:
@@ -472,7 +471,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: BridgeSettings) -> int:
 def cmd_backfill(args: argparse.Namespace, settings: BridgeSettings) -> int:
     from onyx.r2r_sender.backfill import StaticBackfillSource, run_backfill_slice
 
-    sender = R2RDocumentSender(tenant_id=args.tenant, default_acl=None, settings=settings)
+    sender = MirrorSender(tenant_id=args.tenant, default_acl=None, settings=settings)
     source = StaticBackfillSource.from_jsonl(*args.files)
     progress = run_backfill_slice(
         args.tenant,

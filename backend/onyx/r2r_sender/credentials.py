@@ -64,7 +64,7 @@ from onyx.r2r_sender.errors import (
     R2RRetryableError,
 )
 from onyx.r2r_sender.ledger import get_engine
-from onyx.r2r_sender.ledger_models import TenantConfig
+from onyx.r2r_sender.ledger.models import TenantConfig
 
 logger = logging.getLogger(__name__)
 

@@ -32,10 +32,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from onyx.r2r_sender import ledger_ops
 from onyx.r2r_sender.backfill import BackfillSource, run_backfill_slice
+from onyx.r2r_sender.ledger import ops as ledger_ops
 from onyx.r2r_sender.reconcile import reconcile_tenant
-from onyx.r2r_sender.sender import DEFAULT_TENANT, R2RDocumentSender
+from onyx.r2r_sender.sender import DEFAULT_TENANT, MirrorSender
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def run_backfill(
         source = backfill_source(tenant_id, job.backfill_source)
 
     def body() -> dict[str, Any]:
-        sender = R2RDocumentSender(
+        sender = MirrorSender(
             tenant_id=tenant_id,
             default_acl=None,
             settings=runtime.settings,

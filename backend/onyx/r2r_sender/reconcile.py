@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from onyx.r2r_sender import ledger_ops
 from onyx.r2r_sender.applier import SEQ_KEY, VERSION_KEY
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.ledger import Ledger
-from onyx.r2r_sender.ledger_models import DocStatus
+from onyx.r2r_sender.ledger import ops as ledger_ops
+from onyx.r2r_sender.ledger.models import DocStatus
 from onyx.r2r_sender.r2r_types import R2RDocument
 
 logger = logging.getLogger(__name__)

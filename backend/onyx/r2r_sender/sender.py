@@ -1,6 +1,6 @@
-"""The host API: record what R2R should hold, ring the doorbell, return.
+"""The asynchronous host API: record what R2R should hold, ring the doorbell, return.
 
-``R2RDocumentSender`` never calls R2R.  ``send_batch`` validates each
+``MirrorSender`` never calls R2R.  ``send_batch`` validates each
 document on its own (one bad document never blocks its batch), writes the
 desired state of the whole batch in one short transaction, rings the
 tenant's doorbell and returns a :class:`BatchReport`.  Workers do the R2R
@@ -10,17 +10,13 @@ work later (:mod:`onyx.r2r_sender.worker`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from redis import Redis
-
-from onyx.r2r_sender.celery_app import build_app
 from onyx.r2r_sender.config import BridgeSettings, Secret
-from onyx.r2r_sender.doorbell import Doorbell
-from onyx.r2r_sender.ledger import Ledger
-from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
+from onyx.r2r_sender.desired_state import DesiredStateLedger
+from onyx.r2r_sender.hosts import TenantScope
 from onyx.r2r_sender.payload import (
     ACL_PREFIX,
     FLAG_PREFIX,
@@ -31,10 +27,30 @@ from onyx.r2r_sender.payload import (
     clean_text,
     prepare,
 )
+from onyx.r2r_sender.records import field_of, source_document_from_record
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_TENANT = "public"  # Onyx's single-tenant schema name
+
+# turns one host document into a SourceDocument (raises InvalidDocumentError on bad input)
+Converter = Callable[[Any, "Collection[str] | None"], SourceDocument]
+
+
+def record_converter(doc: Any, default_acl: Collection[str] | None) -> SourceDocument:
+    """The default :data:`Converter`: a :class:`SourceDocument` as is, else a record in the
+    engine's format (:func:`~onyx.r2r_sender.records.source_document_from_record`)."""
+    if isinstance(doc, SourceDocument):
+        return doc
+    return source_document_from_record(doc, default_acl=default_acl)
+
+
+class Ringer(Protocol):
+    """What the sender needs of the workers' doorbell (:class:`~onyx.r2r_sender.doorbell.Doorbell`)."""
+
+    def ring(self, tenant_id: str) -> Any:
+        """Make sure a worker drains *tenant_id* soon (coalesced, best effort)."""
+        ...
 
 
 class SenderError(Exception):
@@ -64,15 +80,17 @@ class BatchReport:
         return len(self.changed) + len(self.unchanged)
 
 
-class R2RDocumentSender:
-    """Mirror documents of one tenant into R2R, asynchronously and durably.
+class MirrorSender:
+    """Mirror documents of one host tenant into R2R, asynchronously and durably.
 
-    ``base_url``/``api_key`` name the R2R server for this process's workers
-    (they override ``R2R_BASE_URL``/``R2R_API_KEY``); sending itself needs
-    only the ledger database and the broker.  ``default_acl`` is used for
-    documents that carry no ACL of their own (empty = visible to nobody until
-    an access update arrives: fail closed; ``None`` = keep the ACL recorded by
-    another path, e.g. Onyx's index fan-out).
+    *tenant_id* is a scope key or a :class:`~onyx.r2r_sender.hosts.TenantScope` (a bare
+    string is an Onyx tenant).  ``base_url``/``api_key`` name the R2R server for this
+    process's workers (they override ``R2R_BASE_URL``/``R2R_API_KEY``); sending itself
+    needs only the ledger database and the broker.  ``default_acl`` is used for documents
+    that carry no ACL of their own (empty = visible to nobody until an access update
+    arrives: fail closed; ``None`` = keep the ACL recorded by another path, e.g. Onyx's
+    index fan-out).  *convert* turns a host's document into a :class:`SourceDocument`
+    (default: :func:`record_converter`); hosts with their own shapes pass theirs.
     """
 
     def __init__(
@@ -80,11 +98,12 @@ class R2RDocumentSender:
         base_url: str | None = None,
         api_key: str | None = None,
         *,
-        tenant_id: str = DEFAULT_TENANT,
+        tenant_id: str | TenantScope = DEFAULT_TENANT,
         default_acl: Collection[str] | None = (),
         settings: BridgeSettings | None = None,
-        ledger: Ledger | None = None,
-        doorbell: Doorbell | None = None,
+        ledger: DesiredStateLedger | None = None,
+        doorbell: Ringer | None = None,
+        convert: Converter = record_converter,
     ) -> None:
         settings = settings or BridgeSettings.from_env()
         overrides: dict[str, Any] = {}
@@ -93,26 +112,39 @@ class R2RDocumentSender:
         if api_key is not None:
             overrides["r2r_api_key"] = Secret(api_key)
         self.settings = settings.with_overrides(**overrides) if overrides else settings
-        self.tenant_id = tenant_id
+        scope = tenant_id if isinstance(tenant_id, TenantScope) else TenantScope.from_key(tenant_id)
+        self.scope = scope
+        self.tenant_id = scope.key
+        self.convert = convert
         self.default_acl = None if default_acl is None else tuple(default_acl)
-        self.ledger = ledger or Ledger.from_settings(self.settings)
+        if ledger is None:
+            from onyx.r2r_sender.ledger import Ledger
+
+            ledger = Ledger.from_settings(self.settings)
+        self.ledger: DesiredStateLedger = ledger
         if doorbell is None:
+            from redis import Redis
+
+            from onyx.r2r_sender.celery_app import build_app
+            from onyx.r2r_sender.doorbell import Doorbell
+
             doorbell = Doorbell(
                 build_app(self.settings), Redis.from_url(self.settings.broker_url), self.settings
             )
-        self.doorbell = doorbell
+        self.doorbell: Ringer = doorbell
 
     def __repr__(self) -> str:
         return (
-            f"R2RDocumentSender(tenant_id={self.tenant_id!r}, r2r={self.settings.r2r_base_url!r})"
+            f"{type(self).__name__}(tenant_id={self.tenant_id!r}, "
+            f"r2r={self.settings.r2r_base_url!r})"
         )
 
     # ------------------------------------------------------------------ API
     def send_batch(self, docs: Iterable[Any]) -> BatchReport:
         """Record the desired state of *docs* and ring the doorbell.
 
-        *docs* are Onyx ``Document``-shaped objects (or dicts with the same
-        keys) or :class:`~onyx.r2r_sender.payload.SourceDocument`.  Invalid
+        *docs* are whatever the sender's converter reads (by default
+        :class:`~onyx.r2r_sender.payload.SourceDocument` or engine records).  Invalid
         documents are dead-lettered with a reason naming them and listed in
         ``rejected``; the rest of the batch always goes through.  A document id
         repeated in the batch keeps its last copy.  Unchanged documents cost no
@@ -123,11 +155,7 @@ class R2RDocumentSender:
         prepared: dict[str, PreparedDocument] = {}
         for doc in docs:
             try:
-                source = (
-                    doc
-                    if isinstance(doc, SourceDocument)
-                    else source_document_from_onyx(doc, default_acl=self.default_acl)
-                )
+                source = self.convert(doc, self.default_acl)
                 item = prepare(source, self.settings, self.tenant_id)
             except InvalidDocumentError as exc:
                 self._reject(report, exc.document_id, exc.reason)
@@ -216,6 +244,17 @@ class R2RDocumentSender:
             self.doorbell.ring(self.tenant_id)
         return report
 
+    def known_live(self, document_ids: Iterable[str]) -> set[str]:
+        """The ids among *document_ids* whose live desired state the ledger holds.
+
+        Raises :class:`SenderError` when the ledger cannot be read.
+        """
+        ids = [str(d) for d in document_ids if d]
+        try:
+            return self.ledger.known_live(self.tenant_id, ids)
+        except Exception as exc:
+            raise SenderError(f"could not look up {len(ids)} documents: {type(exc).__name__}") from exc
+
     # -------------------------------------------------------------- helpers
     def _reject(self, report: BatchReport, document_id: str, reason: str) -> None:
         logger.warning("r2r mirror rejected document %r: %s", document_id, reason)
@@ -247,7 +286,9 @@ def _prefixed(
 
 
 def _guess_id(doc: Any) -> str:
-    value = doc.get("id") if isinstance(doc, dict) else getattr(doc, "id", None)
+    value = field_of(doc, "id")
+    if value is None:
+        value = getattr(doc, "document_id", None)
     if isinstance(value, str):
         return clean_text(value)
     return "<no id>"

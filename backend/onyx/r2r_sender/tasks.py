@@ -93,7 +93,8 @@ def _send_job(task: str, tenant_id: str, **kwargs: Any) -> None:
 @app.task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile(tenant_id: str | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Reconcile one tenant's R2R documents with the ledger (None: fan out to every tenant)."""
-    from onyx.r2r_sender import jobs, ledger_ops
+    from onyx.r2r_sender import jobs
+    from onyx.r2r_sender.ledger import ops as ledger_ops
 
     if tenant_id is None:
         tenants = ledger_ops.tenants(runtime().ledger)

@@ -31,6 +31,7 @@ from onyx.r2r_sender.breaker import CircuitBreaker
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
+from onyx.r2r_sender.connect import make_client
 from onyx.r2r_sender.doorbell import Doorbell
 from onyx.r2r_sender.errors import (
     R2RBusyError,
@@ -62,19 +63,6 @@ class _Target:
     client: R2RClient
     applier: Applier
     breaker: CircuitBreaker
-
-
-def make_client(credentials: R2RCredentials, settings: BridgeSettings) -> R2RClient:
-    """A pooled R2R client for *credentials* with the settings' timeouts and retry budget."""
-    return R2RClient(
-        credentials.base_url,
-        credentials.api_key.get() or None,
-        email=credentials.email or None,
-        password=credentials.password.get() or None,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        retry_max_time=settings.client_retry_max_time,
-    )
 
 
 class WorkerRuntime:

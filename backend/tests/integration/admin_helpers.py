@@ -26,7 +26,7 @@ from sqlalchemy import Engine, text
 
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.credentials import EncryptionKey, Keyring, UrlPolicy
-from onyx.r2r_sender.ledger_models import SCHEMA
+from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.server.r2r.api import AdminContext
 from onyx.server.r2r.standalone import create_app
 

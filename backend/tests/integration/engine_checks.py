@@ -32,7 +32,7 @@ from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.errors import R2RRetryableError
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.ledger import Claim, Ledger, LockSession, Outcome
-from onyx.r2r_sender.ledger_models import SCHEMA
+from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.payload import PreparedDocument, SourceDocument, prepare
 from onyx.r2r_sender.r2r_types import R2RDocument, SearchHit

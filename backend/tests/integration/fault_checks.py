@@ -24,6 +24,7 @@ from typing import Any
 
 from redis import Redis
 
+from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.chunking import split_text
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import TENANT_LABEL, collection_name
@@ -31,9 +32,9 @@ from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.ledger import Ledger
 from onyx.r2r_sender.metrics import Counters
-from onyx.r2r_sender.onyx_shapes import section_text, source_document_from_onyx
 from onyx.r2r_sender.payload import PreparedDocument, prepare
 from onyx.r2r_sender.reconcile import iter_tenant_documents
+from onyx.r2r_sender.records import section_text
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPTS_DIR = REPO_ROOT / "scripts"
@@ -53,7 +54,7 @@ def words(text: str) -> set[str]:
 
 def verify_client(settings: BridgeSettings) -> R2RClient:
     """A client for read-back checks with the worker's credentials (login → fast JWT)."""
-    from onyx.r2r_sender.worker import make_client
+    from onyx.r2r_sender.connect import make_client
 
     return make_client(settings.credentials, settings)
 
@@ -522,7 +523,7 @@ def forget_backlog(settings: BridgeSettings, tenant_id: str) -> int:
     """
     from sqlalchemy import text
 
-    from onyx.r2r_sender.ledger_models import SCHEMA
+    from onyx.r2r_sender.ledger.models import SCHEMA
 
     ledger = Ledger.from_settings(settings)
     with ledger.engine.begin() as conn:

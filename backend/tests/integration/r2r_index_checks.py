@@ -23,10 +23,11 @@ from onyx_shaped import (
 )
 
 from onyx.document_index.r2r.index_core import R2RIndexCore
-from onyx.r2r_integration.host import host_app, host_reader, host_sender
+from onyx.r2r_integration.host import host_sender
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.doorbell import DRAIN_TASK
 from onyx.r2r_sender.ledger import Ledger
+from onyx.r2r_sender.plumbing import host_app, host_reader
 
 UPDATED = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
 

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import Redis
 
+from onyx.r2r_integration.sender import R2RDocumentSender
 from onyx.r2r_sender.credentials import (
     CredentialStore,
     EncryptionKey,
@@ -43,7 +44,6 @@ from onyx.r2r_sender.credentials import (
     credentials_for,
     secret_hint,
 )
-from onyx.r2r_sender.sender import R2RDocumentSender
 
 pytestmark = pytest.mark.integration
 

@@ -31,8 +31,8 @@ from fault_checks import (
     write_jsonl,
 )
 
+from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.ledger import Ledger, LockSession
-from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.payload import prepare
 
 pytestmark = pytest.mark.integration
@@ -127,7 +127,7 @@ def test_migrate_is_idempotent(cli, settings):
     match = re.fullmatch(r"ledger schema at revision (\S+)\n", first.stdout)
     assert match, first.stdout
     assert second.stdout == first.stdout
-    from onyx.r2r_sender import migrate
+    from onyx.r2r_sender.ledger import migrate
 
     assert migrate.current_revision(Ledger.from_settings(settings).engine) == match.group(1)
 

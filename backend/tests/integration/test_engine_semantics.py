@@ -42,13 +42,13 @@ from engine_checks import (
 from redis import Redis
 from sqlalchemy import text
 
+from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.applier import Applier, classify_failure
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import CollectionResolver, collection_name
 from onyx.r2r_sender.errors import R2RFatalError, R2RNotFoundError
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.ledger import Ledger, LockSession
-from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.payload import SourceDocument, prepare
 from onyx.r2r_sender.worker import WorkerRuntime
 

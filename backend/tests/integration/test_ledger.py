@@ -20,10 +20,9 @@ from engine_checks import (
 )
 from sqlalchemy import text
 
-from onyx.r2r_sender import migrate
 from onyx.r2r_sender.ids import r2r_version_id
-from onyx.r2r_sender.ledger import DeadLetter, Ledger, LockSession, Outcome
-from onyx.r2r_sender.ledger_models import SCHEMA
+from onyx.r2r_sender.ledger import DeadLetter, Ledger, LockSession, Outcome, migrate
+from onyx.r2r_sender.ledger.models import SCHEMA
 
 pytestmark = pytest.mark.integration
 

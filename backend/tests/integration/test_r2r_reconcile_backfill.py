@@ -13,7 +13,6 @@ from r2r_index_checks import purging, settle
 from sqlalchemy import text
 
 from onyx.r2r_integration.host import host_sender
-from onyx.r2r_sender import ledger_ops
 from onyx.r2r_sender.applier import SEQ_KEY, VERSION_KEY
 from onyx.r2r_sender.backfill import StaticBackfillSource, run_backfill_slice
 from onyx.r2r_sender.celery_app import build_app
@@ -21,7 +20,8 @@ from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
 from onyx.r2r_sender.doorbell import BACKFILL_TASK, RECONCILE_TASK
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.ledger import Ledger
-from onyx.r2r_sender.ledger_models import SCHEMA
+from onyx.r2r_sender.ledger import ops as ledger_ops
+from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.r2r_sender.payload import SourceDocument
 from onyx.r2r_sender.reconcile import reconcile_tenant
 from onyx.r2r_sender.search import MirrorSearch

@@ -15,11 +15,11 @@ import pytest
 
 from onyx.r2r_sender import schema
 from onyx.r2r_sender.client import R2RClient
+from onyx.r2r_sender.connect import make_client
 from onyx.r2r_sender.hosts import NEXTCLOUD, ONYX, TenantScope
 from onyx.r2r_sender.payload import SourceDocument
 from onyx.r2r_sender.search import newest_versions
 from onyx.r2r_sender.sync import LabelChange, SyncApplier
-from onyx.r2r_sender.worker import make_client
 
 pytestmark = pytest.mark.integration
 

@@ -15,17 +15,16 @@ from typing import Any
 
 import pytest
 
-from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.onyx_shapes import (
+from onyx.r2r_integration.onyx_shapes import (
     document_access_acl,
     enum_value,
     external_access_acl,
     field_of,
-    first_link,
-    section_text,
     source_document_from_onyx,
 )
+from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.payload import InvalidDocumentError, SourceDocument, prepare
+from onyx.r2r_sender.records import first_link, section_text
 
 
 class DocumentSource(str, Enum):  # noqa: UP042 - Onyx declares it so

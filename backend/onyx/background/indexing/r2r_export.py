@@ -30,16 +30,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from onyx.r2r_integration.flags import tenant_credentials, tenant_flags
-from onyx.r2r_integration.policy import docfetching_acl
-from onyx.r2r_sender import ledger_ops
-from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.metrics import Counters
-from onyx.r2r_sender.onyx_shapes import (
+from onyx.r2r_integration.onyx_shapes import (
     external_access_acl,
     field_of,
     source_document_from_onyx,
 )
-from onyx.r2r_sender.sender import R2RDocumentSender
+from onyx.r2r_integration.policy import docfetching_acl
+from onyx.r2r_integration.sender import R2RDocumentSender
+from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.metrics import Counters
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ class DocfetchingExporter:
 
     def _sources(self, documents: list[Any]) -> list[Any]:
         ids = [str(field_of(d, "id")) for d in documents if field_of(d, "id")]
-        known = ledger_ops.known_live(self.sender.ledger, self.tenant_id, ids)
+        known = self.sender.known_live(ids)
         out: list[Any] = []
         for doc in documents:
             try:
@@ -133,7 +132,7 @@ class DocfetchingExporter:
 
     def _count(self, name: str, amount: int) -> None:
         try:
-            from onyx.r2r_integration.host import host_redis
+            from onyx.r2r_sender.plumbing import host_redis
 
             Counters(host_redis(self.sender.settings.broker_url)).add(self.tenant_id, name, amount)
         except Exception:

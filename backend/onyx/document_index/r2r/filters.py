@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from onyx.r2r_sender.onyx_shapes import PUBLIC_ACL, enum_value, field_of
+from onyx.r2r_integration.onyx_shapes import PUBLIC_ACL, enum_value, field_of
 from onyx.r2r_sender.payload import ACL_PREFIX, SET_PREFIX
 from onyx.r2r_sender.search import HIDDEN_LABEL, tenant_filter
 

@@ -32,21 +32,20 @@ from typing import Any, Literal
 
 from onyx.document_index.r2r.chunk_mapping import inference_chunk_fields
 from onyx.document_index.r2r.filters import ResolvedScope, scope_from_index_filters
-from onyx.r2r_integration.policy import index_owns_content
-from onyx.r2r_sender import ledger_ops
-from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
-from onyx.r2r_sender.errors import R2RNotFoundError
-from onyx.r2r_sender.metrics import Counters
-from onyx.r2r_sender.onyx_shapes import (
+from onyx.r2r_integration.onyx_shapes import (
     document_access_acl,
     enum_value,
     field_of,
     source_document_from_onyx,
 )
+from onyx.r2r_integration.policy import index_owns_content
+from onyx.r2r_integration.sender import R2RDocumentSender
+from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
+from onyx.r2r_sender.errors import R2RNotFoundError
+from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.payload import SourceDocument
 from onyx.r2r_sender.r2r_types import R2RChunk
 from onyx.r2r_sender.search import newest_versions
-from onyx.r2r_sender.sender import R2RDocumentSender
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +174,7 @@ class R2RIndexCore:
     def reader(self) -> Any:
         if self._reader_factory is not None:
             return self._reader_factory()
-        from onyx.r2r_integration.host import host_reader
+        from onyx.r2r_sender.plumbing import host_reader
 
         return host_reader(self.settings, self.credentials())
 
@@ -185,7 +184,7 @@ class R2RIndexCore:
             return
         self.stats.add(name, amount)
         try:
-            from onyx.r2r_integration.host import host_redis
+            from onyx.r2r_sender.plumbing import host_redis
 
             Counters(host_redis(self.settings.broker_url)).add(
                 self.tenant_id, f"index_{name}", amount
@@ -464,7 +463,7 @@ class R2RIndexCore:
         if resolved is None:
             return []
         doc_ids = list(dict.fromkeys(str(field_of(r, "document_id")) for r in chunk_requests))
-        applied = ledger_ops.applied_r2r_ids(reader.ledger, self.tenant_id, doc_ids)
+        applied = reader.applied_r2r_ids(self.tenant_id, doc_ids)
         wanted = [d for d in doc_ids if d in applied]
         fetched = dict(
             zip(wanted, self._document_chunks(reader, [applied[d] for d in wanted]), strict=True)
@@ -497,9 +496,7 @@ class R2RIndexCore:
         reader, resolved = self._scope(filters, include_hidden=False)
         if resolved is None:
             return []
-        sample = ledger_ops.sample_applied(
-            reader.ledger, self.tenant_id, min(1000, num_to_retrieve * 4)
-        )
+        sample = reader.sample_applied(self.tenant_id, min(1000, num_to_retrieve * 4))
         ids = list(sample.values())
         out: list[Any] = []
         for chunks in self._document_chunks(reader, ids):

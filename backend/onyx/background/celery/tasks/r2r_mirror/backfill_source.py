@@ -42,7 +42,7 @@ from shared_configs.contextvars import CURRENT_TENANT_ID_CONTEXTVAR
 from sqlalchemy import select
 
 from onyx.r2r_integration.flags import bypass, tenant_flags
-from onyx.r2r_sender.onyx_shapes import enum_value
+from onyx.r2r_integration.onyx_shapes import enum_value
 from onyx.r2r_sender.payload import SourceDocument
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Alembic environment for the ledger.
 
-Runs with the URL and connection handed over by :mod:`onyx.r2r_sender.migrate`
+Runs with the URL and connection handed over by :mod:`onyx.r2r_sender.ledger.migrate`
 (``config.attributes['connection']``), or from ``sqlalchemy.url``.  The version
 table lives in the engine's own schema so it never touches the host's alembic.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, text
 
-from onyx.r2r_sender.ledger_models import SCHEMA, VERSION_TABLE, Base
+from onyx.r2r_sender.ledger.models import SCHEMA, VERSION_TABLE, Base
 
 config = context.config
 

@@ -1,11 +1,11 @@
-# ruff: noqa: S608  (SQL interpolates only the constant schema name; values are always bound)
-"""Ledger queries for retrieval, reconciliation and backfill (beside :mod:`ledger`).
+
+"""Ledger queries of the engine's long jobs: reconciliation and backfill.
 
 :class:`~onyx.r2r_sender.ledger.Ledger` owns the host/worker protocol on
-``document_state``; this module adds what the host's read paths and the long
-jobs need, on the same engine and schema:
+``document_state``; this module adds what the jobs need, on the same engine and
+schema (engine-internal: hosts never call it):
 
-* read-only lookups of applied R2R ids (id-based and random retrieval);
+* the tenants the ledger holds;
 * compare-and-set *repair marks* on ``document_state`` used by reconciliation:
   each only touches a row that is ``synced`` with the R2R id reconciliation
   saw, so it never races a worker (workers only apply ``pending`` rows, and
@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-from onyx.r2r_sender.ledger import Ledger
-from onyx.r2r_sender.ledger_models import SCHEMA
+from onyx.r2r_sender.ledger.models import SCHEMA
+from onyx.r2r_sender.ledger.store import Ledger
 
 # dead letters a reconciliation re-queues (the failure may have been transient);
 # invalid input, rejected payloads and impossible states stay dead
@@ -45,65 +45,12 @@ RETRYABLE_DEAD_CLASSES = (
 
 
 # ----------------------------------------------------------------- lookups
-def applied_r2r_ids(
-    ledger: Ledger, tenant_id: str, document_ids: Sequence[str]
-) -> dict[str, uuid.UUID]:
-    """The R2R id of the applied (live) version of each known document."""
-    if not document_ids:
-        return {}
-    with ledger.engine.connect() as conn:
-        return {
-            row.document_id: row.applied_r2r_id
-            for row in conn.execute(
-                text(
-                    f"SELECT document_id, applied_r2r_id FROM {SCHEMA}.document_state "
-                    "WHERE tenant_id = :t AND document_id = ANY(:ids) "
-                    "AND applied_r2r_id IS NOT NULL AND NOT applied_deleted"
-                ),
-                {"t": tenant_id, "ids": list(document_ids)},
-            )
-        }
-
-
-def sample_applied(ledger: Ledger, tenant_id: str, n: int) -> dict[str, uuid.UUID]:
-    """Up to *n* random live documents of *tenant_id* (document id → applied R2R id)."""
-    with ledger.engine.connect() as conn:
-        return {
-            row.document_id: row.applied_r2r_id
-            for row in conn.execute(
-                text(
-                    f"SELECT document_id, applied_r2r_id FROM {SCHEMA}.document_state "
-                    "WHERE tenant_id = :t AND applied_r2r_id IS NOT NULL AND NOT applied_deleted "
-                    "ORDER BY random() LIMIT :n"
-                ),
-                {"t": tenant_id, "n": max(1, n)},
-            )
-        }
-
-
 def tenants(ledger: Ledger) -> list[str]:
     """Every tenant the ledger holds documents of."""
     with ledger.engine.connect() as conn:
         return list(
             conn.execute(
                 text(f"SELECT DISTINCT tenant_id FROM {SCHEMA}.document_state ORDER BY 1")
-            ).scalars()
-        )
-
-
-def known_live(ledger: Ledger, tenant_id: str, document_ids: Sequence[str]) -> set[str]:
-    """The ids among *document_ids* the ledger holds a live desired version of."""
-    if not document_ids:
-        return set()
-    with ledger.engine.connect() as conn:
-        return set(
-            conn.execute(
-                text(
-                    f"SELECT document_id FROM {SCHEMA}.document_state "
-                    "WHERE tenant_id = :t AND document_id = ANY(:ids) "
-                    "AND NOT desired_deleted AND desired_version IS NOT NULL"
-                ),
-                {"t": tenant_id, "ids": list(document_ids)},
             ).scalars()
         )
 

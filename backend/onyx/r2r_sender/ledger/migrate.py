@@ -13,7 +13,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from onyx.r2r_sender.ledger_models import SCHEMA
+from onyx.r2r_sender.ledger.models import SCHEMA
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Serialises concurrent `migrate` calls (several workers starting at once).

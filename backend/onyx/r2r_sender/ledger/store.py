@@ -1,4 +1,4 @@
-"""The desired-state ledger: the only module that reads or writes its tables.
+"""The desired-state ledger in PostgreSQL: the host protocol and the workers' claims.
 
 Hosts call the ``record_*`` methods (one short transaction per batch, no R2R
 call).  Workers :meth:`Ledger.claim` due rows on a :class:`LockSession`, apply
@@ -27,7 +27,7 @@ import random
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -37,7 +37,8 @@ from sqlalchemy.types import Text
 
 from onyx.r2r_sender.applier import ApplyTask, Outcome
 from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.ledger_models import SCHEMA, DocStatus
+from onyx.r2r_sender.desired_state import DesiredState, RecordResult
+from onyx.r2r_sender.ledger.models import SCHEMA, DocStatus
 from onyx.r2r_sender.payload import ACL_PREFIX, FLAG_PREFIX, SET_PREFIX, PreparedDocument
 
 # classid of our advisory locks ("R2RL"); the objid is hashtext(tenant ␟ doc)
@@ -79,31 +80,12 @@ def get_engine(database_url: str, *, pool_size: int | None = None) -> Engine:
     return engine
 
 
-@dataclass(frozen=True)
-class RecordResult:
-    """What a ``record_*`` call changed."""
-
-    changed: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
-    unknown: list[str] = field(default_factory=list)
-
-
 @dataclass(frozen=True, kw_only=True)
 class Claim(ApplyTask):
     """A claimed ledger row: the :class:`ApplyTask` plus what only the ledger tracks."""
 
     applied_labels: list[str]
     attempts: int
-
-
-@dataclass(frozen=True)
-class DesiredState:
-    """The recorded desired state of one document."""
-
-    version: str | None
-    labels: list[str]
-    deleted: bool
-    status: str
 
 
 @dataclass(frozen=True)
@@ -167,8 +149,9 @@ def _labels_split(labels: Iterable[str]) -> tuple[set[str], set[str], set[str]]:
 class Ledger:
     """Desired and applied state of mirrored documents, in PostgreSQL.
 
-    Every method opens and commits its own short transaction; none calls R2R.
-    Raises SQLAlchemy errors only for database failures.
+    Implements the host-facing :class:`~onyx.r2r_sender.desired_state.DesiredStateLedger`
+    plus what workers, jobs and operators need.  Every method opens and commits its own
+    short transaction; none calls R2R.  Raises SQLAlchemy errors only for database failures.
     """
 
     def __init__(self, engine: Engine, settings: BridgeSettings) -> None:
@@ -453,6 +436,54 @@ class Ledger:
                 ).scalar()
                 or 0
             )
+
+    def known_live(self, tenant_id: str, document_ids: Sequence[str]) -> set[str]:
+        """The ids among *document_ids* the ledger holds a live desired version of."""
+        if not document_ids:
+            return set()
+        with self.engine.connect() as conn:
+            return set(
+                conn.execute(
+                    text(
+                        f"SELECT document_id FROM {SCHEMA}.document_state "
+                        "WHERE tenant_id = :t AND document_id = ANY(:ids) "
+                        "AND NOT desired_deleted AND desired_version IS NOT NULL"
+                    ),
+                    {"t": tenant_id, "ids": list(document_ids)},
+                ).scalars()
+            )
+
+    def applied_r2r_ids(self, tenant_id: str, document_ids: Sequence[str]) -> dict[str, uuid.UUID]:
+        """The R2R id of the applied (live) version of each known document."""
+        if not document_ids:
+            return {}
+        with self.engine.connect() as conn:
+            return {
+                row.document_id: row.applied_r2r_id
+                for row in conn.execute(
+                    text(
+                        f"SELECT document_id, applied_r2r_id FROM {SCHEMA}.document_state "
+                        "WHERE tenant_id = :t AND document_id = ANY(:ids) "
+                        "AND applied_r2r_id IS NOT NULL AND NOT applied_deleted"
+                    ),
+                    {"t": tenant_id, "ids": list(document_ids)},
+                )
+            }
+
+    def sample_applied(self, tenant_id: str, n: int) -> dict[str, uuid.UUID]:
+        """Up to *n* random live documents of *tenant_id* (document id → applied R2R id)."""
+        with self.engine.connect() as conn:
+            return {
+                row.document_id: row.applied_r2r_id
+                for row in conn.execute(
+                    text(
+                        f"SELECT document_id, applied_r2r_id FROM {SCHEMA}.document_state "
+                        "WHERE tenant_id = :t AND applied_r2r_id IS NOT NULL "
+                        "AND NOT applied_deleted ORDER BY random() LIMIT :n"
+                    ),
+                    {"t": tenant_id, "n": max(1, n)},
+                )
+            }
 
     # ---------------------------------------------------------------- workers
     def claim(self, locks: LockSession, tenant_id: str, limit: int) -> list[Claim]:

@@ -1,0 +1,106 @@
+"""The engine's record format (records.py), and that it keeps every existing version."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
+from onyx.r2r_sender import schema
+from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.payload import InvalidDocumentError, SourceDocument, prepare
+from onyx.r2r_sender.records import source_document_from_record
+
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+
+
+def _sample_records() -> list[dict]:
+    out = []
+    for name in ("initial.jsonl", "changes.jsonl"):
+        for line in (SAMPLES / name).read_text().splitlines():
+            record = json.loads(line)
+            if record.get("op", "upsert") == "upsert":
+                out.append(record)
+    return out
+
+
+def test_sample_versions_are_those_of_earlier_releases() -> None:
+    """Golden: the versions of the 230 sample documents, computed by the release before the
+    record format existed.  A change here would re-embed every mirrored document."""
+    settings = BridgeSettings()
+    for convert in (source_document_from_record, source_document_from_onyx):
+        versions = [prepare(convert(r), settings, "demo").version for r in _sample_records()]
+        assert len(versions) == 230
+        assert versions[0] == "ef9c7099a85c6b14f8c805dfc5af04fe"
+        digest = hashlib.sha256("\n".join(versions).encode()).hexdigest()
+        assert digest == "62daa054b2fe68b1326b44fca3e3712daf9ecf97466119e5366ddd775b4f20de"
+
+
+def test_text_wins_over_sections_and_aliases_are_read() -> None:
+    doc = source_document_from_record(
+        {
+            "id": "d1",
+            "text": "plain text",
+            "sections": [{"text": "ignored", "link": "https://x/s0"}],
+            "updated_at": "2026-01-02T03:04:05Z",
+            "sets": ["a"],
+            "flags": ["hidden"],
+            "modified": 1700000000,
+            "acl": ["alice"],
+        }
+    )
+    assert doc.text == "plain text"
+    assert doc.link == "https://x/s0"
+    assert doc.updated_at == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert (doc.sets, doc.flags, doc.modified, doc.acl) == (
+        ["a"],
+        ["hidden"],
+        1700000000,
+        ["alice"],
+    )
+
+
+def test_sections_join_one_per_line_and_title_falls_back() -> None:
+    doc = source_document_from_record(
+        {
+            "id": "d",
+            "semantic_identifier": "Name",
+            "sections": [{"text": "a"}, {"image": 1}, {"text": "b"}],
+        }
+    )
+    assert (doc.text, doc.title, doc.acl, doc.sets) == ("a\nb", "Name", [], None)
+
+
+def test_modified_is_chunk_metadata_only_when_set() -> None:
+    settings = BridgeSettings()
+    plain = prepare(SourceDocument(document_id="d", text="t"), settings, "t1")
+    stamped = prepare(SourceDocument(document_id="d", text="t", modified=5), settings, "t1")
+    assert schema.MODIFIED not in plain.r2r_metadata
+    assert stamped.r2r_metadata[schema.MODIFIED] == 5
+    assert plain.version != stamped.version
+    digits = prepare(SourceDocument(document_id="d", text="t", modified="5"), settings, "t1")
+    assert digits.version == stamped.version
+
+
+@pytest.mark.parametrize(
+    ("record", "fragment"),
+    [
+        ({"id": ""}, "document id"),
+        ({"id": "d", "sections": "text"}, "sections must be a list"),
+        ({"id": "d", "text": "t", "acl": "alice"}, "acl must be a list"),
+        ({"id": "d", "text": "t", "doc_updated_at": "yesterday"}, "is not ISO 8601"),
+        ({"id": "d", "text": "t", "flags": 3}, "flags must be a list"),
+    ],
+)
+def test_bad_records_name_the_document_and_the_field(record: dict, fragment: str) -> None:
+    with pytest.raises(InvalidDocumentError, match=fragment):
+        source_document_from_record(record)
+
+
+def test_bad_modified_is_refused_by_prepare() -> None:
+    with pytest.raises(InvalidDocumentError, match="modified must be epoch seconds"):
+        prepare(SourceDocument(document_id="d", text="t", modified=-1), BridgeSettings(), "t")
