@@ -328,7 +328,9 @@ def cmd_replay(args: argparse.Namespace, settings: BridgeSettings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: BridgeSettings) -> int:
-    from onyx.r2r_sender.tasks import app
+    from onyx.r2r_sender.tasks import worker_app
+
+    app = worker_app(settings)
 
     argv = [
         "worker",
@@ -383,9 +385,11 @@ def cmd_health(args: argparse.Namespace, settings: BridgeSettings) -> int:
 
 def cmd_beat(args: argparse.Namespace, settings: BridgeSettings) -> int:
     """Run only the beat schedule (one per deployment; workers then run without --beat)."""
-    from onyx.r2r_sender.tasks import app
+    from onyx.r2r_sender.tasks import worker_app
 
-    app.start(["beat", "--loglevel", args.loglevel, "--schedule", args.schedule_file])
+    worker_app(settings).start(
+        ["beat", "--loglevel", args.loglevel, "--schedule", args.schedule_file]
+    )
     return 0
 
 

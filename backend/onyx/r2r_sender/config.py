@@ -1,22 +1,37 @@
-"""Settings of the bridge engine, read from the environment.
+"""Settings of the bridge engine: one registry for the environment, checks and docs.
 
-Every knob has a safe default for a single-tenant install; hosts (Onyx, tests,
-the CLI) may also build :class:`BridgeSettings` directly.  The R2R API key is
-held as a :class:`Secret` so it never shows up in a repr or a log line.
+:data:`SETTINGS` holds one :class:`Setting` per :class:`BridgeSettings` field: its
+environment variable, parser, check, one-line doc and whether its value is secret.
+Everything else follows from it: :meth:`BridgeSettings.from_env`,
+:meth:`BridgeSettings.to_env`, the checks of ``BridgeSettings.__post_init__`` and the
+engine block of ``deployment/docker_compose/env.r2r.template``
+(:func:`env_template_block`; ``scripts/render_env_template`` writes it there).
+
+Every knob has a safe default for a single-tenant install; hosts (Onyx, tests, the CLI)
+may also build :class:`BridgeSettings` directly.  The R2R API key and password are held
+as :class:`Secret`, so they never show up in a repr, a log line or an error message.
+
+This module imports nothing but the standard library (``scripts/render_env_template``
+loads it without the engine's dependencies) and does no work at import time.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from typing import Any, TypeVar
-
-T = TypeVar("T", int, float)
+from typing import Any
 
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/onyx_r2r"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/15"
 MIRROR_QUEUE = "r2r_mirror"
+CHUNKING_MODES = ("bridge", "server")
+
+
+class SettingsError(ValueError):
+    """A setting has an invalid value; the message names the setting (never a secret)."""
 
 
 class Secret:
@@ -46,35 +61,350 @@ class Secret:
         return hash(self._value)
 
 
-def _env_number(name: str, default: T, cast: Callable[[str], T]) -> T:
-    """The variable *name* parsed with *cast* (int or float), else *default*."""
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
+# ------------------------------------------------------------------ parsers and checks
+# A parser turns a variable's text into a value or raises ValueError with a reason
+# ("must be an integer"); a check returns the reason a value is invalid, else None.
+# The caller adds the setting's name and, unless it is secret, the value.
+Parser = Callable[[str], Any]
+Check = Callable[[Any], str | None]
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _secret(raw: str) -> Secret:
+    return Secret(raw)
+
+
+def _integer(raw: str) -> int:
     try:
-        return cast(raw)
-    except ValueError as exc:
-        kind = "an integer" if cast is int else "a number"
-        raise ValueError(f"{name} must be {kind}, got {raw!r}") from exc
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("must be an integer") from None
 
 
-def _env_float(name: str, default: float) -> float:
-    return _env_number(name, default, float)
+def _number(raw: str) -> float:
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError("must be a number") from None
 
 
-def _env_int(name: str, default: int) -> int:
-    return _env_number(name, default, int)
+def _lowercase(raw: str) -> str:
+    return raw.strip().lower()
 
 
-CHUNKING_MODES = ("bridge", "server")
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _integer_at_least(minimum: int) -> Check:
+    def check(value: Any) -> str | None:
+        if not isinstance(value, int) or isinstance(value, bool):
+            return "must be an integer"
+        return None if value >= minimum else f"must be >= {minimum}"
+
+    return check
+
+
+def _number_at_least(minimum: float, *, inclusive: bool = True) -> Check:
+    bound = f">= {minimum:g}" if inclusive else f"> {minimum:g}"
+
+    def check(value: Any) -> str | None:
+        if not _is_number(value) or not math.isfinite(value):
+            return "must be a finite number"
+        ok = value >= minimum if inclusive else value > minimum
+        return None if ok else f"must be {bound}"
+
+    return check
+
+
+_positive = _number_at_least(0, inclusive=False)
+_not_negative = _number_at_least(0)
+
+
+def _non_empty_text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return "must be a string"
+    return None if value.strip() else "must not be empty"
+
+
+def _any_text(value: Any) -> str | None:
+    return None if isinstance(value, str) else "must be a string"
+
+
+def _is_secret(value: Any) -> str | None:
+    return None if isinstance(value, Secret) else "must be a string or a Secret"
+
+
+def _one_of(choices: tuple[str, ...]) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}"
+
+    return check
+
+
+# ------------------------------------------------------------------ the registry
+@dataclass(frozen=True)
+class Setting:
+    """How one :class:`BridgeSettings` field meets the environment.
+
+    ``name`` is the field, ``variable`` its environment variable (``file_variable``: an
+    alternative variable naming a file that holds the value).  ``parse`` reads the
+    variable's text, ``check`` validates any value of the field.  A ``secret`` value
+    never appears in a message.  ``connection`` settings (where R2R, the ledger and the
+    broker are, and who the bridge is to R2R) get deployment-specific defaults, so
+    env.r2r.template documents them in its deployment sections by hand; every other
+    setting is in its generated engine block.
+    """
+
+    name: str
+    variable: str
+    parse: Parser
+    check: Check
+    doc: str
+    secret: bool = False
+    connection: bool = False
+    file_variable: str = ""
+
+    def describe(self, reason: str, value: Any, *, from_env: bool) -> str:
+        """The error message for *value* failing with *reason* (hides secret values)."""
+        where = self.variable if from_env else f"{self.name} ({self.variable})"
+        if self.secret:
+            return f"{where} {reason} (the value is secret and not shown)"
+        return f"{where} {reason}, got {value!r}"
+
+    def read(self, environ: Mapping[str, str]) -> Any:
+        """The field's value from *environ*, or :data:`UNSET` when the variable is unset
+        or empty (whitespace only, for non-secrets).  Raises :class:`SettingsError`
+        naming the variable for text that does not parse or check."""
+        raw = environ.get(self.variable, "")
+        if raw == "" or (not self.secret and not raw.strip()):
+            if not self.file_variable or not environ.get(self.file_variable, "").strip():
+                return UNSET
+            path = environ[self.file_variable].strip()
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    raw = handle.read().strip()
+            except OSError as exc:
+                raise SettingsError(
+                    f"{self.file_variable}: cannot read {path!r}: {exc.strerror}"
+                ) from None
+        try:
+            value = self.parse(raw)
+        except ValueError as exc:
+            # a parser's own message may quote the text: never for a secret
+            reason = "is not valid" if self.secret else str(exc)
+            raise SettingsError(self.describe(reason, raw, from_env=True)) from None
+        reason = self.check(value)
+        if reason is not None:
+            raise SettingsError(self.describe(reason, raw, from_env=True))
+        return value
+
+    def render(self, value: Any) -> str:
+        """*value* as this setting's variable text (``parse(render(v)) == v``)."""
+        if isinstance(value, Secret):
+            return value.get()
+        if isinstance(value, float):
+            return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
+        return str(value)
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+# parser and check of the engine's numeric settings
+_COUNT = (_integer, _integer_at_least(1))  # an integer >= 1
+_SECONDS = (_number, _positive)  # a duration > 0
+_DELAY = (_number, _not_negative)  # a duration >= 0
+
+
+def _engine(name: str, kind: tuple[Parser, Check], doc: str) -> Setting:
+    """A tuning setting of the engine, read from ``ONYX_R2R_<NAME>``."""
+    return Setting(name, f"ONYX_R2R_{name.upper()}", kind[0], kind[1], doc)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # --- where R2R, the ledger and the broker are; who the bridge is to R2R
+    Setting(
+        "r2r_base_url",
+        "R2R_BASE_URL",
+        _text,
+        _non_empty_text,
+        "Where the bridge reaches R2R (a tenant may store its own server on the admin page).",
+        connection=True,
+    ),
+    Setting(
+        "r2r_api_key",
+        "R2R_API_KEY",
+        _secret,
+        _is_secret,
+        "A superuser API key (or R2R_API_KEY_FILE naming a file that holds it); "
+        "R2R 3.6.6 bcrypt-checks it on every request, so a login is preferred.",
+        secret=True,
+        connection=True,
+        file_variable="R2R_API_KEY_FILE",
+    ),
+    Setting(
+        "r2r_email",
+        "R2R_EMAIL",
+        _text,
+        _any_text,
+        "The R2R service account; with R2R_PASSWORD the client logs in (JWT, wins over a key).",
+        connection=True,
+    ),
+    Setting(
+        "r2r_password",
+        "R2R_PASSWORD",
+        _secret,
+        _is_secret,
+        "The service account's password.",
+        secret=True,
+        connection=True,
+    ),
+    # URLs may embed passwords: secret (never in messages), kept out of the repr
+    Setting(
+        "database_url",
+        "ONYX_R2R_DATABASE_URL",
+        _text,
+        _non_empty_text,
+        "The ledger's SQLAlchemy URL (PostgreSQL; schema r2r_bridge).",
+        secret=True,
+        connection=True,
+    ),
+    Setting(
+        "broker_url",
+        "ONYX_R2R_BROKER_URL",
+        _text,
+        _non_empty_text,
+        "The mirror's Redis: Celery broker, doorbells, counters and circuit breakers.",
+        secret=True,
+        connection=True,
+    ),
+    Setting(
+        "queue",
+        "ONYX_R2R_QUEUE",
+        _text,
+        _non_empty_text,
+        "The Celery queue the mirror's workers consume.",
+        connection=True,
+    ),
+    # --- worker behaviour
+    _engine("claim_batch", _COUNT, "Documents claimed per worker transaction."),
+    _engine(
+        "drain_slice_seconds",
+        _SECONDS,
+        "How long one drain task applies documents before yielding to other tenants.",
+    ),
+    _engine(
+        "task_expires_seconds",
+        _SECONDS,
+        "A queued task no worker has started after this long is dropped (the sweep rings again).",
+    ),
+    _engine(
+        "sweep_interval_seconds",
+        _SECONDS,
+        "Beat's sweep: re-rings tenants with due rows (retries, lost rings).",
+    ),
+    # --- retries of documents (ledger level; the client retries inside one call too)
+    _engine(
+        "retry_base_seconds",
+        _DELAY,
+        "Per-document retry backoff: first delay (doubles per attempt, with jitter).",
+    ),
+    _engine("retry_cap_seconds", _DELAY, "Per-document retry backoff: longest delay."),
+    _engine(
+        "max_attempts",
+        _COUNT,
+        "Attempts before a document becomes a dead letter (`onyx-r2r status`, `replay`).",
+    ),
+    _engine(
+        "busy_retry_seconds",
+        _DELAY,
+        "Delay before retrying a document whose ingestion R2R is still running (not "
+        "counted as an attempt).",
+    ),
+    _engine(
+        "stuck_ingestion_seconds",
+        _SECONDS,
+        "An ingestion R2R still reports as running after this long is stuck: the document "
+        "is deleted and created again.",
+    ),
+    # --- circuit breaker
+    _engine(
+        "breaker_threshold",
+        _COUNT,
+        "Circuit breaker per R2R server: consecutive failures that open it.",
+    ),
+    _engine(
+        "breaker_cooldown_seconds",
+        _DELAY,
+        "Circuit breaker: first cool-down (doubles on each trip).",
+    ),
+    _engine("breaker_max_cooldown_seconds", _DELAY, "Circuit breaker: longest cool-down."),
+    # --- client timeouts
+    _engine("connect_timeout", _SECONDS, "Connect timeout of one R2R request (seconds)."),
+    _engine("read_timeout", _SECONDS, "Read timeout of one R2R request (seconds)."),
+    _engine(
+        "client_retry_max_time",
+        _DELAY,
+        "Time budget of the HTTP client's own retries within one R2R call.",
+    ),
+    # --- input limits (bad input is dead-lettered with a reason, never crashes)
+    _engine(
+        "max_text_bytes",
+        _COUNT,
+        "Largest text of one document (UTF-8 bytes); larger ones are dead-lettered as "
+        "invalid_document.",
+    ),
+    _engine(
+        "max_acl_entries",
+        _COUNT,
+        "Most ACL principals plus document sets of one document; more are dead-lettered.",
+    ),
+    _engine(
+        "max_metadata_bytes",
+        _COUNT,
+        "Largest metadata of one document (bytes of JSON); more is dead-lettered.",
+    ),
+    # --- chunking
+    _engine(
+        "chunking",
+        (_lowercase, _one_of(CHUNKING_MODES)),
+        "Who splits text into chunks: bridge (one create per document that also assigns "
+        "every collection) or server (R2R's raw-text ingestion with its [ingestion] "
+        "settings; one extra membership call per collection beyond the first, R2R #2028).",
+    ),
+    _engine(
+        "chunk_size",
+        _COUNT,
+        "Chunk size in characters; keep it equal to R2R's [ingestion] chunk_size.",
+    ),
+    _engine(
+        "chunk_overlap",
+        (_integer, _integer_at_least(0)),
+        "Chunk overlap in characters (below chunk_size); keep it equal to R2R's "
+        "[ingestion] chunk_overlap.",
+    ),
+)
+
+
+# ------------------------------------------------------------------ the settings
 @dataclass(frozen=True)
 class BridgeSettings:
     """Everything the engine needs to run; immutable.
 
-    ``r2r_api_key`` is a :class:`Secret`.  Use :meth:`from_env` in processes
-    and :meth:`with_overrides` in tests.
+    Every field has a :data:`SETTINGS` entry (variable, parser, check, doc).  Building
+    an instance checks every field (:class:`SettingsError`, a ``ValueError``, names the
+    field and its variable; never a secret value) and wraps plain strings given for
+    ``r2r_api_key``/``r2r_password`` in :class:`Secret`.  Use :meth:`from_env` in
+    processes and :meth:`with_overrides` in tests.
     """
 
     r2r_base_url: str = "http://127.0.0.1:7272"
@@ -120,13 +450,16 @@ class BridgeSettings:
     chunk_overlap: int = 256
 
     def __post_init__(self) -> None:
-        if self.chunking not in CHUNKING_MODES:
-            raise ValueError(
-                f"chunking (ONYX_R2R_CHUNKING) must be one of {', '.join(CHUNKING_MODES)}, "
-                f"got {self.chunking!r}"
-            )
-        if self.chunk_size < 1 or not 0 <= self.chunk_overlap < self.chunk_size:
-            raise ValueError(
+        for setting in SETTINGS:
+            value = getattr(self, setting.name)
+            if setting.parse is _secret and isinstance(value, str):
+                object.__setattr__(self, setting.name, Secret(value))
+                value = getattr(self, setting.name)
+            reason = setting.check(value)
+            if reason is not None:
+                raise SettingsError(setting.describe(reason, value, from_env=False))
+        if self.chunk_overlap >= self.chunk_size:
+            raise SettingsError(
                 f"chunk_size (ONYX_R2R_CHUNK_SIZE) must be >= 1 and chunk_overlap "
                 f"(ONYX_R2R_CHUNK_OVERLAP) in [0, chunk_size), got {self.chunk_size} and "
                 f"{self.chunk_overlap}"
@@ -134,73 +467,41 @@ class BridgeSettings:
 
     @classmethod
     def from_env(cls, **overrides: Any) -> BridgeSettings:
-        """Build settings from ``R2R_*``/``ONYX_R2R_*`` variables, then apply *overrides*."""
-        base = cls(
-            r2r_base_url=os.environ.get("R2R_BASE_URL", cls.r2r_base_url),
-            r2r_api_key=Secret(_read_api_key()),
-            r2r_email=os.environ.get("R2R_EMAIL", ""),
-            r2r_password=Secret(os.environ.get("R2R_PASSWORD", "")),
-            database_url=os.environ.get("ONYX_R2R_DATABASE_URL", DEFAULT_DATABASE_URL),
-            broker_url=os.environ.get("ONYX_R2R_BROKER_URL", DEFAULT_BROKER_URL),
-            queue=os.environ.get("ONYX_R2R_QUEUE", MIRROR_QUEUE),
-            claim_batch=_env_int("ONYX_R2R_CLAIM_BATCH", cls.claim_batch),
-            drain_slice_seconds=_env_float("ONYX_R2R_DRAIN_SLICE_SECONDS", cls.drain_slice_seconds),
-            sweep_interval_seconds=_env_float(
-                "ONYX_R2R_SWEEP_INTERVAL_SECONDS", cls.sweep_interval_seconds
-            ),
-            retry_base_seconds=_env_float("ONYX_R2R_RETRY_BASE_SECONDS", cls.retry_base_seconds),
-            retry_cap_seconds=_env_float("ONYX_R2R_RETRY_CAP_SECONDS", cls.retry_cap_seconds),
-            max_attempts=_env_int("ONYX_R2R_MAX_ATTEMPTS", cls.max_attempts),
-            breaker_threshold=_env_int("ONYX_R2R_BREAKER_THRESHOLD", cls.breaker_threshold),
-            breaker_cooldown_seconds=_env_float(
-                "ONYX_R2R_BREAKER_COOLDOWN_SECONDS", cls.breaker_cooldown_seconds
-            ),
-            client_retry_max_time=_env_float(
-                "ONYX_R2R_CLIENT_RETRY_MAX_TIME", cls.client_retry_max_time
-            ),
-            chunking=os.environ.get("ONYX_R2R_CHUNKING", cls.chunking).strip().lower(),
-            chunk_size=_env_int("ONYX_R2R_CHUNK_SIZE", cls.chunk_size),
-            chunk_overlap=_env_int("ONYX_R2R_CHUNK_OVERLAP", cls.chunk_overlap),
-        )
-        return base.with_overrides(**overrides) if overrides else base
+        """Build settings from the environment (:data:`SETTINGS`), then apply *overrides*.
+
+        An unset or empty variable means the field's default.  Raises
+        :class:`SettingsError` naming the variable (and its value, unless secret) for a
+        value that does not parse or check, and ``TypeError`` for unknown *overrides*.
+        """
+        _check_names(overrides)
+        values = {}
+        for setting in SETTINGS:
+            value = setting.read(os.environ)
+            if value is not UNSET:
+                values[setting.name] = value
+        return cls(**{**values, **overrides})
 
     def to_env(self) -> dict[str, str]:
         """The environment variables that make :meth:`from_env` rebuild these settings.
 
-        For starting child processes (workers, the CLI) on the same settings.  The
-        values include the secrets: pass the result to a process, never log it.
+        One entry per setting (and an empty ``R2R_API_KEY_FILE``, so a key file named in
+        a parent's environment cannot replace an empty key).  For starting child
+        processes (workers, the CLI) on the same settings.  The values include the
+        secrets: pass the result to a process, never log it.
         """
-        return {
-            "R2R_BASE_URL": self.r2r_base_url,
-            "R2R_API_KEY": self.r2r_api_key.get(),
-            "R2R_EMAIL": self.r2r_email,
-            "R2R_PASSWORD": self.r2r_password.get(),
-            "ONYX_R2R_DATABASE_URL": self.database_url,
-            "ONYX_R2R_BROKER_URL": self.broker_url,
-            "ONYX_R2R_QUEUE": self.queue,
-            "ONYX_R2R_CLAIM_BATCH": str(self.claim_batch),
-            "ONYX_R2R_DRAIN_SLICE_SECONDS": str(self.drain_slice_seconds),
-            "ONYX_R2R_SWEEP_INTERVAL_SECONDS": str(self.sweep_interval_seconds),
-            "ONYX_R2R_RETRY_BASE_SECONDS": str(self.retry_base_seconds),
-            "ONYX_R2R_RETRY_CAP_SECONDS": str(self.retry_cap_seconds),
-            "ONYX_R2R_MAX_ATTEMPTS": str(self.max_attempts),
-            "ONYX_R2R_BREAKER_THRESHOLD": str(self.breaker_threshold),
-            "ONYX_R2R_BREAKER_COOLDOWN_SECONDS": str(self.breaker_cooldown_seconds),
-            "ONYX_R2R_CLIENT_RETRY_MAX_TIME": str(self.client_retry_max_time),
-            "ONYX_R2R_CHUNKING": self.chunking,
-            "ONYX_R2R_CHUNK_SIZE": str(self.chunk_size),
-            "ONYX_R2R_CHUNK_OVERLAP": str(self.chunk_overlap),
-        }
+        env: dict[str, str] = {}
+        for setting in SETTINGS:
+            env[setting.variable] = setting.render(getattr(self, setting.name))
+            if setting.file_variable:
+                env[setting.file_variable] = ""
+        return env
 
     def with_overrides(self, **overrides: Any) -> BridgeSettings:
-        """Return a copy with *overrides* applied (strings for the key are wrapped)."""
-        known = {f.name for f in fields(self)}
-        unknown = set(overrides) - known
-        if unknown:
-            raise TypeError(f"unknown BridgeSettings fields: {sorted(unknown)}")
-        for name in ("r2r_api_key", "r2r_password"):
-            if isinstance(overrides.get(name), str):
-                overrides[name] = Secret(overrides[name])
+        """Return a copy with *overrides* applied (strings for secrets are wrapped).
+
+        Raises ``TypeError`` for unknown field names and :class:`SettingsError` for
+        invalid values."""
+        _check_names(overrides)
         return replace(self, **overrides)
 
     @property
@@ -212,6 +513,12 @@ class BridgeSettings:
             email=self.r2r_email,
             password=self.r2r_password,
         )
+
+
+def _check_names(overrides: Mapping[str, Any]) -> None:
+    unknown = set(overrides) - {f.name for f in fields(BridgeSettings)}
+    if unknown:
+        raise TypeError(f"unknown BridgeSettings fields: {sorted(unknown)}")
 
 
 @dataclass(frozen=True)
@@ -231,12 +538,23 @@ class R2RCredentials:
         return bool(self.email and self.password)
 
 
-def _read_api_key() -> str:
-    key = os.environ.get("R2R_API_KEY", "")
-    if key:
-        return key
-    path = os.environ.get("R2R_API_KEY_FILE", "")
-    if path:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read().strip()
-    return ""
+# ------------------------------------------------------------------ documentation
+def env_template_block(width: int = 84) -> str:
+    """The engine block of env.r2r.template: each non-connection setting's doc as
+    ``## `` lines wrapped at *width*, then ``# VARIABLE=default`` (secrets: empty)."""
+    defaults = BridgeSettings()
+    lines: list[str] = []
+    for setting in SETTINGS:
+        if setting.connection:
+            continue
+        lines += textwrap.wrap(
+            setting.doc,
+            width=width,
+            initial_indent="## ",
+            subsequent_indent="## ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        value = "" if setting.secret else setting.render(getattr(defaults, setting.name))
+        lines.append(f"# {setting.variable}={value}")
+    return "\n".join(lines) + "\n"

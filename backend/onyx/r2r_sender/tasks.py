@@ -1,17 +1,22 @@
-"""Celery wiring of the worker: the ``onyx_r2r`` app, its tasks and beat schedule.
+"""Celery wiring of the worker: the ``onyx_r2r`` tasks and beat schedule on an app.
 
-Start a worker with ``onyx-r2r worker`` (or ``celery -A onyx.r2r_sender.tasks
-worker -Q r2r_mirror --pool threads``).  Tasks carry ``tenant_id`` and are
-always sent with ``expires=``; with thread pools Celery's time limits do
-nothing, so every R2R call has its own explicit timeout.
+Importing this module builds nothing.  :func:`worker_app` builds this process's worker
+app on first use (settings from the environment unless given); ``celery -A
+onyx.r2r_sender.tasks`` finds it as the module attribute ``app``, resolved on access.
+Start a worker with ``onyx-r2r worker`` (or ``celery -A onyx.r2r_sender.tasks worker -Q
+r2r_mirror --pool threads``).  Tasks carry ``tenant_id`` and are always sent with
+``expires=``; with thread pools Celery's time limits do nothing, so every R2R call has
+its own explicit timeout.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from typing import Any
 
+from celery import Celery
 from celery.signals import worker_ready
 from redis import Redis
 
@@ -30,32 +35,69 @@ from onyx.r2r_sender.worker import WorkerRuntime
 logger = logging.getLogger(__name__)
 
 
-settings = BridgeSettings.from_env()
-app = build_app(settings)
+@dataclass(frozen=True)
+class _Bound:
+    settings: BridgeSettings
+    app: Celery
+
+
+_bound: _Bound | None = None
+_bound_lock = threading.Lock()
 _runtime: WorkerRuntime | None = None
 _runtime_lock = threading.Lock()
+
+
+def worker_app(settings: BridgeSettings | None = None) -> Celery:
+    """This process's worker app: :func:`build_app` plus the bridge's tasks and beat jobs.
+
+    Built on the first call from *settings* (default: :meth:`BridgeSettings.from_env`);
+    later calls return the same app, since a process runs one worker.  Raises
+    ``ValueError`` when *settings* differ from those it was built with.
+    """
+    global _bound
+    with _bound_lock:
+        if _bound is None:
+            chosen = settings if settings is not None else BridgeSettings.from_env()
+            _bound = _Bound(chosen, _build_worker_app(chosen))
+        elif settings is not None and settings != _bound.settings:
+            raise ValueError("this process's worker app was built with other settings")
+        return _bound.app
+
+
+def _process() -> _Bound:
+    worker_app()
+    assert _bound is not None
+    return _bound
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the worker app, built on first access (``celery -A`` looks it up)."""
+    if name == "app":
+        return worker_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def runtime() -> WorkerRuntime:
     """This process's worker runtime (built on first use)."""
     global _runtime
+    bound = _process()
     with _runtime_lock:
         if _runtime is None:
             from onyx.r2r_sender.credentials import TenantCredentialLookup
 
+            settings = bound.settings
             redis = Redis.from_url(settings.broker_url)
             _runtime = WorkerRuntime(
                 settings,
                 ledger=Ledger.from_settings(settings),
                 redis=redis,
-                doorbell=Doorbell(app, redis, settings),
+                doorbell=Doorbell(bound.app, redis, settings),
                 # the tenant's stored credential (admin page), else R2R_* from the env
                 credentials=TenantCredentialLookup.from_settings(settings),
             )
         return _runtime
 
 
-@app.task(name=DRAIN_TASK, ignore_result=True)
 def drain(tenant_id: str) -> dict[str, Any]:
     """Apply due documents of *tenant_id* for one time slice."""
     report = runtime().drain(tenant_id)
@@ -72,7 +114,6 @@ def drain(tenant_id: str) -> dict[str, Any]:
     return {"applied": report.applied, "failed": report.failed, "dead": report.dead}
 
 
-@app.task(name=SWEEP_TASK, ignore_result=True)
 def sweep(tenant_id: str | None = None) -> int:
     """Ring doorbells for due rows (all tenants, or one): retries and lost rings."""
     if tenant_id is not None:
@@ -82,15 +123,15 @@ def sweep(tenant_id: str | None = None) -> int:
 
 # [issue-4] long jobs: reconciliation and backfill (bodies in onyx.r2r_sender.jobs)
 def _send_job(task: str, tenant_id: str, **kwargs: Any) -> None:
-    app.send_task(
+    bound = _process()
+    bound.app.send_task(
         task,
         kwargs={"tenant_id": tenant_id, **kwargs},
-        queue=settings.queue,
-        expires=settings.task_expires_seconds,
+        queue=bound.settings.queue,
+        expires=bound.settings.task_expires_seconds,
     )
 
 
-@app.task(name=RECONCILE_TASK, ignore_result=True)
 def reconcile(tenant_id: str | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Reconcile one tenant's R2R documents with the ledger (None: fan out to every tenant)."""
     from onyx.r2r_sender import jobs
@@ -104,7 +145,6 @@ def reconcile(tenant_id: str | None = None, dry_run: bool = False) -> dict[str, 
     return jobs.run_reconcile(runtime(), tenant_id, dry_run=dry_run)
 
 
-@app.task(name=BACKFILL_TASK, ignore_result=True)
 def backfill(tenant_id: str | None = None, restart: bool = True) -> dict[str, Any]:
     """One backfill slice for a tenant (an explicit request starts a new pass); the beat
     sends ``tenant_id=None``: a continuing slice for every tenant whose pass is not done."""
@@ -118,7 +158,8 @@ def backfill(tenant_id: str | None = None, restart: bool = True) -> dict[str, An
     return jobs.run_backfill(runtime(), tenant_id, restart=restart)
 
 
-def _job_beat() -> None:
+def _add_job_beat(app: Celery, settings: BridgeSettings) -> None:
+    """Add reconciliation and backfill to *app*'s beat schedule (see JobSettings)."""
     from onyx.r2r_sender.jobs import JobSettings
 
     job = JobSettings.from_env()
@@ -140,12 +181,10 @@ def _job_beat() -> None:
     app.conf.beat_schedule = schedule
 
 
-_job_beat()
-
-
-@worker_ready.connect
-def _check_r2r_at_start(**_: Any) -> None:
+def _check_r2r_at_start(sender: Any = None, **_: Any) -> None:
     """Warn loudly at start-up when R2R is unreachable or misconfigured (never crash)."""
+    if _bound is None or getattr(sender, "app", None) is not _bound.app:
+        return  # another app's worker in this process
     try:
         client = runtime().target_for("").client
         client.health(retry=False)
@@ -153,3 +192,18 @@ def _check_r2r_at_start(**_: Any) -> None:
         logger.info("r2r at %s is reachable and its settings fit the bridge", client.base_url)
     except Exception as exc:  # noqa: BLE001 - a start-up check never crashes the worker
         logger.error("r2r start-up check failed: %s", exc)
+
+
+def _build_worker_app(settings: BridgeSettings) -> Celery:
+    app = build_app(settings)
+    for name, body in (
+        (DRAIN_TASK, drain),
+        (SWEEP_TASK, sweep),
+        (RECONCILE_TASK, reconcile),
+        (BACKFILL_TASK, backfill),
+    ):
+        # shared=False: the tasks belong to this app only, not to every app in the process
+        app.task(name=name, ignore_result=True, shared=False)(body)
+    _add_job_beat(app, settings)
+    worker_ready.connect(_check_r2r_at_start, weak=False, dispatch_uid="onyx_r2r.start_check")
+    return app
