@@ -168,6 +168,8 @@ def test_check_connection_gates_without_raising(
     assert reg.check_connection("pgvector", {}, "request_processing", Embedder(False)) is False
     assert asked == ["files_indexing", "request_processing"]
     assert reg.check_connection("pgvector", {}, "x", None) is False
+    # v5.3's embedding client has no probe, and v5.3 gates nothing
+    assert reg.check_connection("pgvector", {}, "x", SimpleNamespace()) is True
     # bad settings, unknown names and placeholders: False and a log line, never a raise
     with caplog.at_level(logging.WARNING, logger="ccb.backends"):
         assert reg.check_connection("pinecone", {}, "files_indexing") is False

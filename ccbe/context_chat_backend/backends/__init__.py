@@ -213,16 +213,19 @@ def check_connection(
 
     For contract backends: construct one (cheap, no I/O) and ask its
     ``check_connection(origin)``. For upstream's pgvector: what upstream asks, the
-    embedding client's TCP probe (``embedding.check_connection(origin)``). Never raises:
-    a backend that cannot be constructed (bad settings) is reported as not connected and
-    logged, so the queues stay untouched.
+    embedding client's TCP probe (``embedding.check_connection(origin)``, v5.4; v5.3's
+    client has none and v5.3 gates nothing: ``True``), ``False`` without a client. Never
+    raises: a backend that cannot be constructed (bad settings) is reported as not
+    connected and logged, so the queues stay untouched.
     """
     from .contract import probe
 
     try:
         spec = spec_for(name)
         if not spec.follows_contract:
-            return bool(embedding is not None and embedding.check_connection(origin))
+            if embedding is None:
+                return False
+            return probe(embedding, origin) if hasattr(embedding, "check_connection") else True
         backend = get_backend_class(name)(embedding, **dict(kwargs))
     except Exception as e:  # noqa: BLE001 - bad settings mean "not connected", and are logged
         logger.warning("[%s] RAG backend %s is not usable: %s", origin, name, e)
