@@ -1,0 +1,136 @@
+"""The supabase backend against a real PostgreSQL with pgvector (the local stack's).
+
+Without a CCBE checkout upstream's pgvector class is not here, so this covers what the
+overlay adds around it: a ``SUPABASE_DB_URL`` on a real database, no I/O at construction,
+the connectivity probe, and the pooler-safe engine under langchain-postgres' ``PGVector``
+(the store upstream's pgvector builds on, called the way upstream calls it). Upstream's own
+pgvector flow on that engine (CCBE's ``embed_sources``, ``vectordb.service``,
+``do_doc_search``) runs in ``tests/ccbe_contract``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Iterator
+from types import ModuleType, SimpleNamespace
+
+import psycopg
+import pytest
+from ccbe_pg import drop_database, fresh_vector_database, public_tables, scratch_name
+from ccbe_shaped import GENERATIONS, load_generation
+from langchain_core.documents import Document
+from langchain_core.embeddings import DeterministicFakeEmbedding
+from langchain_postgres import PGVector
+from sqlalchemy import create_engine, text
+
+pytestmark = pytest.mark.integration
+
+# a statement repeated past psycopg's default prepare_threshold (5)
+REPEATS = 8
+
+
+@pytest.fixture(scope="module")
+def scratch(stack: dict[str, str]) -> Iterator[str]:
+    """A fresh database with the vector extension; its ``postgresql://`` URL."""
+    server = stack["ONYX_R2R_TEST_DATABASE_URL"].replace("+psycopg2", "").rpartition("/")[0]
+    name = scratch_name("ccbe_supabase")
+    url = fresh_vector_database(server, name)
+    yield url
+    drop_database(server, name)
+
+
+@pytest.fixture(params=GENERATIONS)
+def supabase(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    for name in ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_ANON_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    load_generation(request.param, monkeypatch)
+    return importlib.import_module("context_chat_backend.backends.supabase")
+
+
+def prepared_statements(conn: object) -> int:
+    return conn.execute(text("SELECT count(*) FROM pg_prepared_statements")).scalar_one()  # type: ignore[attr-defined]
+
+
+def test_construction_touches_no_database(
+    supabase: ModuleType, scratch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Upstream's pgvector creates its tables when constructed; the supabase backend waits
+    for its first storage call, so constructing (and pickling) it leaves the database as
+    it was, and costs no connection in CCBE's per-operation subprocesses."""
+    monkeypatch.setenv("SUPABASE_DB_URL", scratch)
+    backend = supabase.VectorDB(DeterministicFakeEmbedding(size=8))
+    assert backend.db_url.drivername == "postgresql+psycopg"
+    assert backend.db_url.database == scratch.rpartition("/")[2]
+    assert backend.check_connection("files_indexing") is True
+    assert public_tables(scratch) == []
+
+
+def test_check_connection_reports_an_unreachable_database_without_its_password(
+    supabase: ModuleType,
+    scratch: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    embedder = DeterministicFakeEmbedding(size=8)
+    with caplog.at_level(logging.WARNING, logger="ccb.backends"):
+        monkeypatch.setenv("SUPABASE_DB_URL", "postgresql://postgres:pw-789@127.0.0.1:1/postgres")
+        assert supabase.VectorDB(embedder).check_connection("files_indexing") is False
+        server = scratch.rpartition("/")[0].replace("postgres@", "postgres:pw-789@")
+        monkeypatch.setenv("SUPABASE_DB_URL", f"{server}/no_such_database_ccbe")
+        assert supabase.VectorDB(embedder).check_connection("request_processing") is False
+    assert caplog.text.count("the Supabase database is not reachable: OperationalError") == 2
+    assert "pw-789" not in caplog.text
+    # the embedding client is asked first (CCBE's NetworkEmbeddings has a probe)
+    monkeypatch.setenv("SUPABASE_DB_URL", scratch)
+    asked: list[str] = []
+    down = SimpleNamespace(check_connection=lambda origin: asked.append(origin) or False)
+    assert supabase.VectorDB(down).check_connection("files_indexing") is False
+    assert asked == ["files_indexing"]
+
+
+def test_pooler_safe_engine_prepares_nothing_on_the_server(
+    supabase: ModuleType, scratch: str
+) -> None:
+    """A transaction-mode pooler hands every transaction to any server connection, where a
+    statement prepared in an earlier one does not exist. psycopg prepares a statement on its
+    5th execution by default (the control); the supabase engine never does."""
+    url = supabase.normalise_db_url(scratch)
+    default = create_engine(url)
+    safe = supabase.pooler_safe_engine(url)
+    try:
+        for engine, expect_prepared in ((default, True), (safe, False)):
+            with engine.connect() as conn:
+                for i in range(REPEATS):
+                    conn.execute(text("SELECT :v + 1"), {"v": i})
+                assert (prepared_statements(conn) > 0) is expect_prepared
+    finally:
+        default.dispose()
+        safe.dispose()
+
+
+def test_pgvector_store_runs_on_the_pooler_safe_engine(supabase: ModuleType, scratch: str) -> None:
+    """langchain-postgres' PGVector, given the engine as upstream's pgvector gives it its
+    ``connection``: tables, inserts and similarity search over the store's own sessions,
+    whose connections never prepare (the previous test shows what that means)."""
+    embedding = DeterministicFakeEmbedding(size=8)
+    engine = supabase.pooler_safe_engine(supabase.normalise_db_url(scratch))
+    try:  # the tables go again at the end: construction tests expect an empty database
+        store = PGVector(embedding, collection_name="ccb_store", connection=engine)
+        texts = ["the heating manual", "quarterly numbers", "holiday rota"]
+        docs = [
+            Document(page_content=t, metadata={"source": f"files__default: {i}", "title": t})
+            for i, t in enumerate(texts)
+        ]
+        assert len(store.add_documents(docs)) == 3
+        assert {"langchain_pg_collection", "langchain_pg_embedding"} <= set(public_tables(scratch))
+        hits = store.similarity_search("quarterly numbers", k=2)
+        assert hits[0].metadata == {"source": "files__default: 1", "title": "quarterly numbers"}
+        with store.session_maker() as session:
+            assert session.connection().connection.dbapi_connection.prepare_threshold is None
+            count = session.execute(text("SELECT count(*) FROM langchain_pg_embedding"))
+            assert count.scalar_one() == 3
+    finally:
+        engine.dispose()
+        with psycopg.connect(scratch, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS langchain_pg_embedding, langchain_pg_collection")
