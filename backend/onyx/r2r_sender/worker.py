@@ -33,6 +33,7 @@ from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
 from onyx.r2r_sender.doorbell import Doorbell
 from onyx.r2r_sender.errors import (
+    DeadLetterClass,
     R2RAlreadyExistsError,
     R2RAuthError,
     R2RBusyError,
@@ -84,25 +85,25 @@ def make_client(credentials: R2RCredentials, settings: BridgeSettings) -> R2RCli
     )
 
 
-def classify_failure(exc: BaseException) -> tuple[str, bool, bool]:
+def classify_failure(exc: BaseException) -> tuple[DeadLetterClass, bool, bool]:
     """Return (error_class, retryable, counts_against_breaker) for an apply failure."""
     if isinstance(exc, R2RRetryableError):
-        return "r2r_unavailable", True, True
+        return DeadLetterClass.R2R_UNAVAILABLE, True, True
     if isinstance(exc, R2RBusyError):
-        return "r2r_busy", True, False
+        return DeadLetterClass.R2R_BUSY, True, False
     if isinstance(exc, R2RAuthError | R2RConfigError):
-        return "r2r_config", True, False
+        return DeadLetterClass.R2R_CONFIG, True, False
     if isinstance(exc, R2RNotFoundError):
-        return "r2r_not_found", True, False
+        return DeadLetterClass.R2R_NOT_FOUND, True, False
     if isinstance(exc, R2RAlreadyExistsError):
-        return "r2r_conflict", True, False
+        return DeadLetterClass.R2R_CONFLICT, True, False
     if isinstance(exc, R2RFatalError):
-        return "r2r_rejected", False, False
+        return DeadLetterClass.R2R_REJECTED, False, False
     if isinstance(exc, R2RError):
-        return "r2r_error", True, False
+        return DeadLetterClass.R2R_ERROR, True, False
     if isinstance(exc, ApplyError):
-        return "invalid_state", exc.retryable, False
-    return "internal", True, False
+        return DeadLetterClass.INVALID_STATE, exc.retryable, False
+    return DeadLetterClass.INTERNAL, True, False
 
 
 class WorkerRuntime:
@@ -200,7 +201,7 @@ class WorkerRuntime:
             if breaker_failure and target.breaker.record_failure():
                 logger.warning("r2r circuit breaker opened for %s", target.client.base_url)
             message = str(exc)
-            if error_class == "internal":
+            if error_class is DeadLetterClass.INTERNAL:
                 logger.exception(
                     "internal error applying %s/%s", claim.tenant_id, claim.document_id
                 )
