@@ -25,8 +25,9 @@ import httpx
 from sqlalchemy import Engine, text
 
 from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.credentials import EncryptionKey, Keyring, UrlPolicy
+from onyx.r2r_sender.credentials_crypto import EncryptionKey, Keyring
 from onyx.r2r_sender.ledger_models import SCHEMA
+from onyx.r2r_sender.url_policy import UrlPolicy
 from onyx.server.r2r.api import AdminContext
 from onyx.server.r2r.standalone import create_app
 

@@ -35,14 +35,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import Redis
 
-from onyx.r2r_sender.credentials import (
-    CredentialStore,
-    EncryptionKey,
-    EncryptionKeyError,
-    Keyring,
-    credentials_for,
-    secret_hint,
-)
+from onyx.r2r_sender.credentials import CredentialStore, credentials_for, secret_hint
+from onyx.r2r_sender.credentials_crypto import EncryptionKey, EncryptionKeyError, Keyring
 from onyx.r2r_sender.sender import R2RDocumentSender
 
 pytestmark = pytest.mark.integration
@@ -245,7 +239,7 @@ def test_url_validation(admin, stack, ctx, tenant_id, url, status, fragment):
 
 
 def test_public_policy_refuses_loopback(settings, stack, tenant_id):
-    from onyx.r2r_sender.credentials import UrlPolicy
+    from onyx.r2r_sender.url_policy import UrlPolicy
 
     ctx = admin_context(settings, url_policy=UrlPolicy.PUBLIC)
     client = admin_client(ctx, tenant_id)

@@ -45,19 +45,20 @@ from onyx.r2r_sender.admin_status import tenant_status
 from onyx.r2r_sender.celery_app import build_app
 from onyx.r2r_sender.config import BridgeSettings, Secret
 from onyx.r2r_sender.credentials import (
-    URL_POLICY_ENV,
     ConnectionTestError,
-    CredentialError,
     CredentialInput,
     CredentialStore,
     CredentialView,
+)
+from onyx.r2r_sender.credentials_crypto import (
     EncryptionKeyError,
     EncryptionNotConfiguredError,
     Keyring,
-    UrlPolicy,
 )
 from onyx.r2r_sender.doorbell import BACKFILL_TASK, RECONCILE_TASK, Doorbell
+from onyx.r2r_sender.errors import CredentialError
 from onyx.r2r_sender.ledger import Ledger, get_engine
+from onyx.r2r_sender.url_policy import URL_POLICY_ENV, UrlPolicy
 from onyx.server.r2r import host
 
 logger = logging.getLogger(__name__)
