@@ -45,6 +45,7 @@ from onyx.r2r_sender.credentials_crypto import (
 )
 from onyx.r2r_sender.errors import (
     CredentialError,
+    InvalidArgumentError,
     R2RAuthError,
     R2RConfigError,
     R2RError,
@@ -366,7 +367,7 @@ class CredentialStore:
                     reason=_redact(reason, secrets),
                     status_code=exc.status_code,
                 ) from None
-            except ValueError as exc:  # the client's own argument checks
+            except InvalidArgumentError as exc:  # the client's own argument checks
                 raise InvalidCredentialError(_redact(str(exc), secrets)) from None
         return ConnectionCheck(
             base_url=credentials.base_url,
