@@ -391,6 +391,8 @@ def test_status_dead_letter_paging_and_replay_rules(admin, settings, ctx, tenant
     item = first["items"][0]
     assert item["error_class"] == "invalid_document" and "has no text" in item["reason"]
     assert item["operation"] == "upsert" and item["attempts"] == 1 and item["last_attempt_at"]
+    classes = {c["name"]: c for c in admin.get("/dead-letter-classes").json()["classes"]}
+    assert classes[item["error_class"]]["label"] == "Invalid document"  # what the page shows
     assert {i["document_id"] for i in first["items"]}.isdisjoint(
         {i["document_id"] for i in second["items"]}
     )
