@@ -26,6 +26,7 @@ from typing import Any, TextIO
 from redis import Redis
 
 from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.errors import BridgeError
 from onyx.r2r_sender.ledger import Ledger, get_engine
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
@@ -33,7 +34,7 @@ from onyx.r2r_sender.payload import ACL_PREFIX, SET_PREFIX, InvalidDocumentError
 from onyx.r2r_sender.sender import DEFAULT_TENANT, BatchReport, R2RDocumentSender
 
 
-class CliError(Exception):
+class CliError(BridgeError):
     """A user-facing error: printed without a traceback, exit code 2."""
 
 

@@ -20,8 +20,9 @@ branch on the class, never on the text::
     │   └── InvalidCredentialError, ConnectionTestError        (credentials)
     ├── InvalidArgumentError       (also a ValueError) a caller passed the client an invalid
     │                              argument; nothing was sent to R2R
-    └── SettingsError              (also a ValueError) a setting has an invalid value; the
-                                   message names the environment variable
+    ├── SettingsError              (also a ValueError) a setting has an invalid value; the
+    │                              message names the environment variable
+    └── CliError                   (cli) a command cannot run; printed without a traceback
 
 The applier's, the payload validation's and the sender's errors join this root as their own
 branches.  :func:`classify` maps an HTTP status and R2R's error message to an

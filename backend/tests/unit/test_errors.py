@@ -8,6 +8,7 @@ from email.utils import format_datetime
 
 import pytest
 
+from onyx.r2r_sender.cli import CliError
 from onyx.r2r_sender.errors import (
     MAX_MESSAGE_CHARS,
     TRANSIENT_DEAD_LETTER_CLASSES,
@@ -243,6 +244,7 @@ def test_every_engine_error_class_derives_from_the_one_root() -> None:
         CredentialError,
         InvalidArgumentError,
         SettingsError,
+        CliError,
     ):
         assert issubclass(cls, BridgeError), cls
     assert not issubclass(BridgeError, ValueError)
