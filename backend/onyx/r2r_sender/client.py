@@ -134,6 +134,16 @@ class R2RClient:
     def __repr__(self) -> str:
         return f"R2RClient(base_url={self._transport.base_url!r})"
 
+    def _by_ids(
+        self, path: str, ids: Sequence[UUIDLike], operation: str, page_size: int, retry: bool
+    ) -> Iterator[dict[str, Any]]:
+        """Check ``ids`` and ``page_size`` now, then the items of ``path?ids=…`` (batched)."""
+        wanted = uuid_list(ids, "ids")
+        check_page_size(page_size)
+        return self._transport.by_ids(
+            path, wanted, operation=operation, page_size=page_size, retry=retry
+        )
+
     # ------------------------------------------------------------------ system
 
     def health(self, *, retry: bool = True) -> None:
@@ -287,21 +297,8 @@ class R2RClient:
         ``GET /v3/documents?ids=…`` to keep URLs short. Order follows R2R (newest first within
         a batch).
         """
-        wanted = uuid_list(ids, "ids")
-        check_page_size(page_size)
-        documents: list[R2RDocument] = []
-        operation = "list_documents"
-        for start in range(0, len(wanted), page_size):
-            batch = wanted[start : start + page_size]
-            params = [("ids", i) for i in batch] + [("offset", "0"), ("limit", str(len(batch)))]
-            response = self._transport.request(
-                "GET", "/v3/documents", operation=operation, params=params, retry=retry
-            )
-            documents.extend(
-                R2RDocument.model_validate(item)
-                for item in self._transport.results(response, operation)
-            )
-        return documents
+        items = self._by_ids("/v3/documents", ids, "list_documents", page_size, retry)
+        return [R2RDocument.model_validate(item) for item in items]
 
     def iter_all_documents(
         self, *, page_size: int = 1000, retry: bool = True
@@ -443,6 +440,18 @@ class R2RClient:
             if existing is None:
                 raise
             return existing
+
+    def list_collections(
+        self, ids: Sequence[UUIDLike], *, page_size: int = 100, retry: bool = True
+    ) -> list[R2RCollection]:
+        """Return the collections among ``ids`` that exist (missing ids are simply absent).
+
+        ``GET /v3/collections?ids=…`` in batches of at most ``page_size`` (1..1000) ids.
+        Raises :class:`InvalidArgumentError` (a ``ValueError``) on a non-UUID id before any
+        request.
+        """
+        items = self._by_ids("/v3/collections", ids, "list_collections", page_size, retry)
+        return [R2RCollection.model_validate(item) for item in items]
 
     def add_document_to_collection(
         self, collection_id: UUIDLike, document_id: UUIDLike, *, retry: bool = True

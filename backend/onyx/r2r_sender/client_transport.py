@@ -373,3 +373,20 @@ class R2RTransport:
             offset += len(items)
             if len(items) < page_size or (isinstance(total, int) and offset >= total):
                 return
+
+    def by_ids(
+        self,
+        path: str,
+        ids: Sequence[str],
+        *,
+        operation: str,
+        page_size: int,
+        retry: bool = True,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield the items of a list endpoint filtered by ``ids`` (``?ids=…``), asking for at
+        most ``page_size`` ids per request to keep URLs short (ids must be checked)."""
+        for start in range(0, len(ids), page_size):
+            batch = ids[start : start + page_size]
+            params = [("ids", i) for i in batch] + [("offset", "0"), ("limit", str(len(batch)))]
+            response = self.request("GET", path, operation=operation, params=params, retry=retry)
+            yield from self.results(response, operation)

@@ -191,6 +191,9 @@ def test_the_request_hook_sees_real_connection_attempts(dead: DeadServer) -> Non
         lambda c: c.list_documents(str(DOC)),
         lambda c: c.list_documents(["not-a-uuid"]),
         lambda c: c.list_documents([DOC], page_size=0),
+        lambda c: c.list_collections(str(COL_A)),
+        lambda c: c.list_collections([COL_A, "not-a-uuid"]),
+        lambda c: c.list_collections([COL_A], page_size=1001),
         lambda c: c.get_collection_by_name(" "),
         lambda c: c.create_collection(""),
         lambda c: c.add_document_to_collection("x", DOC),
@@ -210,6 +213,7 @@ def test_search_with_empty_collection_list_returns_nothing_without_a_request(
     assert dead.client.search("anything", collection_ids=[]) == []
     assert dead.client.search("anything", collection_ids=()) == []
     assert dead.client.list_documents([]) == []
+    assert dead.client.list_collections([]) == []
     assert dead.sent == []
 
 
