@@ -1,4 +1,5 @@
-"""The status of one tenant's mirror, for the admin API/page and the CLI.
+"""The status of one tenant's mirror, and the dead-letter classes, for the admin API/page and
+the CLI.
 
 Everything here reads: the ledger (counts per state, oldest pending age, documents
 applied per minute), the last reconciliation run, the circuit breaker of the tenant's
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, text
 
 from onyx.r2r_sender.breaker import CircuitBreaker
 from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.errors import DeadLetterClass
 from onyx.r2r_sender.ledger import Ledger
 from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.r2r_sender.metrics import Counters
@@ -170,3 +172,20 @@ def tenant_status(
         "last_reconcile": reconcile,
         "generated_at": datetime.now(UTC),
     }
+
+
+def dead_letter_classes() -> list[dict[str, Any]]:
+    """Every :class:`~onyx.r2r_sender.errors.DeadLetterClass`, JSON-ready and in its order.
+
+    Each entry: ``name`` (the value stored as a dead letter's class), ``label``,
+    ``description`` (one sentence for people) and ``retried_by_reconcile``.
+    """
+    return [
+        {
+            "name": cls.value,
+            "label": cls.label,
+            "description": cls.description,
+            "retried_by_reconcile": cls.transient,
+        }
+        for cls in DeadLetterClass
+    ]

@@ -41,6 +41,8 @@ from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.errors import (
+    BridgeError,
+    DeadLetterClass,
     R2RAlreadyExistsError,
     R2RAuthError,
     R2RBusyError,
@@ -59,7 +61,7 @@ VERSION_KEY = schema.VERSION
 SEQ_KEY = schema.SEQ
 
 
-class ApplyError(Exception):
+class ApplyError(BridgeError):
     """A ledger row that cannot be applied as it stands (not an R2R failure)."""
 
     def __init__(self, document_id: str, reason: str, *, retryable: bool) -> None:
@@ -131,29 +133,29 @@ class Outcome:
     writes: int = 0
 
 
-def classify_failure(exc: BaseException) -> tuple[str, bool, bool]:
+def classify_failure(exc: BaseException) -> tuple[DeadLetterClass, bool, bool]:
     """Return (error_class, retryable, counts_against_breaker) for an apply failure.
 
     The one classification of both paths: the asynchronous worker dead-letters a
     non-retryable class, the synchronous path reports it as a permanent error.
     """
     if isinstance(exc, R2RRetryableError):
-        return "r2r_unavailable", True, True
+        return DeadLetterClass.R2R_UNAVAILABLE, True, True
     if isinstance(exc, R2RBusyError):
-        return "r2r_busy", True, False
+        return DeadLetterClass.R2R_BUSY, True, False
     if isinstance(exc, R2RAuthError | R2RConfigError):
-        return "r2r_config", True, False
+        return DeadLetterClass.R2R_CONFIG, True, False
     if isinstance(exc, R2RNotFoundError):
-        return "r2r_not_found", True, False
+        return DeadLetterClass.R2R_NOT_FOUND, True, False
     if isinstance(exc, R2RAlreadyExistsError):
-        return "r2r_conflict", True, False
+        return DeadLetterClass.R2R_CONFLICT, True, False
     if isinstance(exc, R2RFatalError):
-        return "r2r_rejected", False, False
+        return DeadLetterClass.R2R_REJECTED, False, False
     if isinstance(exc, R2RError):
-        return "r2r_error", True, False
+        return DeadLetterClass.R2R_ERROR, True, False
     if isinstance(exc, ApplyError):
-        return "invalid_state", exc.retryable, False
-    return "internal", True, False
+        return DeadLetterClass.INVALID_STATE, exc.retryable, False
+    return DeadLetterClass.INTERNAL, True, False
 
 
 class Applier:

@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from redis import Redis
 
 from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.errors import BridgeError
 from onyx.r2r_sender.ledger import Ledger, get_engine
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.payload import ACL_PREFIX, SET_PREFIX, InvalidDocumentError, prepare
@@ -32,7 +33,7 @@ from onyx.r2r_sender.records import source_document_from_record
 from onyx.r2r_sender.sender import DEFAULT_TENANT, BatchReport, MirrorSender
 
 
-class CliError(Exception):
+class CliError(BridgeError):
     """A user-facing error: printed without a traceback, exit code 2."""
 
 
@@ -414,25 +415,32 @@ def cmd_search(args: argparse.Namespace, settings: BridgeSettings) -> int:
 def cmd_rotate_key(args: argparse.Namespace, settings: BridgeSettings) -> int:
     import os
 
-    from onyx.r2r_sender import credentials as creds
+    from onyx.r2r_sender.credentials import CredentialStore
+    from onyx.r2r_sender.credentials_crypto import (
+        ENCRYPTION_KEY_ENV,
+        ONYX_ENCRYPTION_KEY_ENV,
+        EncryptionKey,
+        Keyring,
+    )
+    from onyx.r2r_sender.errors import CredentialError
 
     old_secret = os.environ.get(args.old_key_env, "")
     if args.old_key_file:
         with open(args.old_key_file, encoding="utf-8") as handle:
             old_secret = handle.read().strip()
     try:
-        new = creds.Keyring.from_env()
+        new = Keyring.from_env()
         if new.current is None:
             raise CliError(
-                f"set the new key in {creds.ENCRYPTION_KEY_ENV} (or "
-                f"{creds.ONYX_ENCRYPTION_KEY_ENV}) before rotating"
+                f"set the new key in {ENCRYPTION_KEY_ENV} (or "
+                f"{ONYX_ENCRYPTION_KEY_ENV}) before rotating"
             )
-        old = creds.Keyring(
-            creds.EncryptionKey(old_secret, source=args.old_key_env) if old_secret.strip() else None
+        old = Keyring(
+            EncryptionKey(old_secret, source=args.old_key_env) if old_secret.strip() else None
         )
-        store = creds.CredentialStore(get_engine(settings.database_url), keyring=new)
+        store = CredentialStore(get_engine(settings.database_url), keyring=new)
         report = store.rotate(old, new.current, tenant_ids=args.tenant or None)
-    except creds.CredentialError as exc:
+    except CredentialError as exc:
         raise CliError(str(exc)) from None
     print(
         f"re-encrypted {report.rotated} stored credentials with the new key "

@@ -1,33 +1,19 @@
-"""Per-tenant R2R credentials: validated, live-tested, encrypted at rest, rotatable.
+"""Per-tenant R2R credentials: the store (validated, live-tested, encrypted at rest, rotatable).
 
 One credential per tenant lives in ``r2r_bridge.tenant_config``: the R2R base URL, an
 API key and/or a service-account login (email + password), and the export switch.
 Workers and hosts call :func:`credentials_for` (or a :class:`TenantCredentialLookup`,
 which falls back to the ``R2R_*`` environment settings when a tenant stored nothing).
 
-Secrets at rest
----------------
-The API key and the password are encrypted with AES-256-GCM (``cryptography``).  The
-key is derived with HKDF-SHA256 from ``ONYX_R2R_ENCRYPTION_KEY`` or, when that is not
-set, Onyx's ``ENCRYPTION_KEY_SECRET`` (never used directly: HKDF with our own ``info``
-keeps the two uses apart).  Each value is authenticated with the tenant id and the
-column as associated data, so a ciphertext copied to another tenant or column does not
-decrypt.  A stored blob is ``b"R2K1" | key id (8) | nonce (12) | ciphertext+tag``; the
-key id (another HKDF output, not the key) says which key encrypted it, so a process
-may hold the current key and the previous one (``ONYX_R2R_OLD_ENCRYPTION_KEY``) during
-a rotation.  ``key_version`` counts rotations (0 = stored unencrypted).
+The API key and the password are sealed by the key ring
+(:mod:`onyx.r2r_sender.credentials_crypto`, AES-256-GCM); ``key_version`` counts
+rotations (0 = stored unencrypted under the development flag; ``onyx-r2r rotate-key``
+encrypts such rows later).
 
-With no key configured, storing a secret is refused unless the development flag
-``ONYX_R2R_ALLOW_UNENCRYPTED_SECRETS=true`` is set (then the blob is ``b"R2P0" | utf-8``
-and ``key_version`` is 0; ``onyx-r2r rotate-key`` encrypts such rows later).
-
-Before anything is saved
-------------------------
-:func:`validate_base_url` (scheme http/https, no userinfo/query/fragment, hostname
-resolved; link-local and cloud-metadata addresses refused; see :class:`UrlPolicy`),
-then :meth:`CredentialStore.test` makes a live call (``health`` + the authenticated
-``check_settings``; with a login, the login too).  A failed test raises
-:class:`ConnectionTestError` carrying R2R's reason, and nothing is stored.
+Before anything is saved: :func:`~onyx.r2r_sender.url_policy.validate_base_url` (see
+:mod:`onyx.r2r_sender.url_policy`), then :meth:`CredentialStore.test` makes a live call
+(``health`` + the authenticated ``check_settings``; with a login, the login too).  A failed
+test raises :class:`ConnectionTestError` carrying R2R's reason, and nothing is stored.
 
 Secrets never appear in a repr, a log line, an exception message or an API view.
 """
@@ -35,54 +21,45 @@ Secrets never appear in a repr, a log line, an exception message or an API view.
 from __future__ import annotations
 
 import enum
-import ipaddress
 import logging
 import os
-import socket
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.sql import func
 
 from onyx.r2r_sender.config import BridgeSettings, R2RCredentials, Secret
+from onyx.r2r_sender.credentials_crypto import (
+    EncryptionKey,
+    EncryptionKeyError,
+    Keyring,
+    blob_key_id,
+    is_encrypted_blob,
+    is_unencrypted_blob,
+)
 from onyx.r2r_sender.errors import (
+    CredentialError,
+    InvalidArgumentError,
     R2RAuthError,
     R2RConfigError,
     R2RError,
     R2RNotFoundError,
     R2RRetryableError,
+    SettingsError,
 )
 from onyx.r2r_sender.ledger import get_engine
 from onyx.r2r_sender.ledger.models import TenantConfig
+from onyx.r2r_sender.url_policy import Resolver, UrlPolicy, validate_base_url
 
 logger = logging.getLogger(__name__)
 
-ENCRYPTION_KEY_ENV = "ONYX_R2R_ENCRYPTION_KEY"
-ONYX_ENCRYPTION_KEY_ENV = "ENCRYPTION_KEY_SECRET"
-OLD_ENCRYPTION_KEY_ENV = "ONYX_R2R_OLD_ENCRYPTION_KEY"
-ALLOW_UNENCRYPTED_ENV = "ONYX_R2R_ALLOW_UNENCRYPTED_SECRETS"
-URL_POLICY_ENV = "ONYX_R2R_URL_POLICY"
 CACHE_SECONDS_ENV = "ONYX_R2R_CREDENTIAL_CACHE_SECONDS"
-MIN_KEY_CHARS = 16
-
-_MAGIC_ENCRYPTED = b"R2K1"
-_MAGIC_PLAIN = b"R2P0"
-_KEY_ID_BYTES = 8
-_NONCE_BYTES = 12
-_HKDF_SALT = b"onyx-r2r credential encryption v1"
-_HKDF_INFO_KEY = b"onyx-r2r tenant_config aes-256-gcm"
-_HKDF_INFO_ID = b"onyx-r2r tenant_config key id"
 
 _API_KEY_COLUMN = "api_key_ciphertext"
 _PASSWORD_COLUMN = "password_ciphertext"  # noqa: S105 - a column name
@@ -95,39 +72,9 @@ class CredentialType(enum.StrEnum):
     R2R_API = "r2r_api"  # an R2R server: base URL + API key and/or service-account login
 
 
-# ---------------------------------------------------------------------- errors
-class CredentialError(Exception):
-    """A user-facing problem with a credential; ``str()`` is a plain sentence, never a secret.
-
-    ``code`` is a short machine-readable name (the admin API returns it beside the text).
-    """
-
-    code = "credential_error"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class EncryptionNotConfiguredError(CredentialError):
-    code = "encryption_not_configured"
-
-
-class EncryptionKeyError(CredentialError):
-    """A configured key is unusable, or a stored secret does not decrypt with any key."""
-
-    code = "encryption_key_error"
-
-
-class InvalidUrlError(CredentialError):
-    code = "invalid_url"
-
-
-class UrlNotAllowedError(InvalidUrlError):
-    code = "url_not_allowed"
-
-
 class InvalidCredentialError(CredentialError):
+    """The entered credential is incomplete or malformed (nothing was sent anywhere)."""
+
     code = "invalid_credential"
 
 
@@ -142,294 +89,6 @@ class ConnectionTestError(CredentialError):
         self.status_code = status_code
 
 
-# ------------------------------------------------------------------ encryption
-def _truthy(raw: str | None) -> bool:
-    return (raw or "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _hkdf(secret: bytes, info: bytes, length: int) -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=_HKDF_SALT, info=info).derive(secret)
-
-
-class EncryptionKey:
-    """A 256-bit AES-GCM key derived from a configured secret (never printed)."""
-
-    __slots__ = ("_aes", "key_id", "source")
-
-    def __init__(self, secret: str, *, source: str) -> None:
-        secret = secret.strip()
-        if len(secret) < MIN_KEY_CHARS:
-            raise EncryptionKeyError(
-                f"{source} is too short: use at least {MIN_KEY_CHARS} characters "
-                "(for example the output of `openssl rand -base64 32`)"
-            )
-        raw = secret.encode("utf-8")
-        self._aes = AESGCM(_hkdf(raw, _HKDF_INFO_KEY, 32))
-        self.key_id = _hkdf(raw, _HKDF_INFO_ID, _KEY_ID_BYTES)
-        self.source = source
-
-    def encrypt(self, plaintext: str, aad: bytes) -> bytes:
-        nonce = os.urandom(_NONCE_BYTES)
-        return (
-            _MAGIC_ENCRYPTED
-            + self.key_id
-            + nonce
-            + self._aes.encrypt(nonce, plaintext.encode("utf-8"), aad)
-        )
-
-    def decrypt(self, blob: bytes, aad: bytes) -> str:
-        head = len(_MAGIC_ENCRYPTED) + _KEY_ID_BYTES
-        nonce, body = blob[head : head + _NONCE_BYTES], blob[head + _NONCE_BYTES :]
-        return self._aes.decrypt(nonce, body, aad).decode("utf-8")
-
-    def __repr__(self) -> str:
-        return f"EncryptionKey(source={self.source!r}, key_id={self.key_id.hex()!r})"
-
-
-def _aad(tenant_id: str, column: str) -> bytes:
-    return b"onyx-r2r/tenant_config/" + column.encode() + b"/" + tenant_id.encode("utf-8")
-
-
-def blob_key_id(blob: bytes) -> bytes | None:
-    """The key id of an encrypted blob (``None`` for a plaintext blob)."""
-    if blob.startswith(_MAGIC_ENCRYPTED):
-        return blob[len(_MAGIC_ENCRYPTED) : len(_MAGIC_ENCRYPTED) + _KEY_ID_BYTES]
-    return None
-
-
-@dataclass(frozen=True)
-class Keyring:
-    """The current encryption key (may be absent) and older keys still accepted to decrypt."""
-
-    current: EncryptionKey | None
-    previous: tuple[EncryptionKey, ...] = ()
-    allow_unencrypted: bool = False
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Keyring:
-        env = os.environ if environ is None else environ
-        current: EncryptionKey | None = None
-        if env.get(ENCRYPTION_KEY_ENV, "").strip():
-            current = EncryptionKey(env[ENCRYPTION_KEY_ENV], source=ENCRYPTION_KEY_ENV)
-        elif env.get(ONYX_ENCRYPTION_KEY_ENV, "").strip():
-            current = EncryptionKey(env[ONYX_ENCRYPTION_KEY_ENV], source=ONYX_ENCRYPTION_KEY_ENV)
-        previous: list[EncryptionKey] = []
-        if env.get(OLD_ENCRYPTION_KEY_ENV, "").strip():
-            previous.append(
-                EncryptionKey(env[OLD_ENCRYPTION_KEY_ENV], source=OLD_ENCRYPTION_KEY_ENV)
-            )
-        return cls(current, tuple(previous), _truthy(env.get(ALLOW_UNENCRYPTED_ENV)))
-
-    @property
-    def encrypts(self) -> bool:
-        return self.current is not None
-
-    def seal(self, tenant_id: str, column: str, plaintext: str) -> bytes:
-        """Encrypt *plaintext* for (tenant, column); refuse when no key and no dev flag."""
-        if self.current is not None:
-            return self.current.encrypt(plaintext, _aad(tenant_id, column))
-        if self.allow_unencrypted:
-            return _MAGIC_PLAIN + plaintext.encode("utf-8")
-        raise EncryptionNotConfiguredError(
-            "Secrets cannot be stored: no encryption key is configured. Set "
-            f"{ENCRYPTION_KEY_ENV} (or Onyx's {ONYX_ENCRYPTION_KEY_ENV}) to a random string of "
-            f"at least {MIN_KEY_CHARS} characters; for local development only, "
-            f"{ALLOW_UNENCRYPTED_ENV}=true stores them unencrypted."
-        )
-
-    def open(self, tenant_id: str, column: str, blob: bytes) -> str:
-        """Decrypt a stored blob (plaintext blobs from development mode are accepted)."""
-        blob = bytes(blob)
-        if blob.startswith(_MAGIC_PLAIN):
-            return blob[len(_MAGIC_PLAIN) :].decode("utf-8")
-        key_id = blob_key_id(blob)
-        if key_id is None:
-            raise EncryptionKeyError(
-                f"the stored {column.removesuffix('_ciphertext')} of tenant {tenant_id!r} is "
-                "not in a known format"
-            )
-        for key in (self.current, *self.previous):
-            if key is not None and key.key_id == key_id:
-                try:
-                    return key.decrypt(blob, _aad(tenant_id, column))
-                except InvalidTag:
-                    break
-        raise EncryptionKeyError(
-            f"the stored {column.removesuffix('_ciphertext')} of tenant {tenant_id!r} cannot be "
-            f"decrypted with the configured key (it was encrypted with key id {key_id.hex()}; "
-            f"configured: {self._ids()}). Restore the key it was saved with, or set it as "
-            f"{OLD_ENCRYPTION_KEY_ENV} and run `onyx-r2r rotate-key`."
-        )
-
-    def _ids(self) -> str:
-        ids = [f"{k.source}={k.key_id.hex()}" for k in (self.current, *self.previous) if k]
-        return ", ".join(ids) or "none"
-
-
-# ------------------------------------------------------------------ URL policy
-class UrlPolicy(enum.StrEnum):
-    """Which addresses an admin-entered R2R URL may point at (``ONYX_R2R_URL_POLICY``).
-
-    * ``private`` (default): public, private-network and loopback addresses; R2R usually
-      runs on the compose network or on localhost in development.  Link-local and
-      cloud-metadata addresses (where cloud credentials live) are refused.
-    * ``public``: public addresses only (multi-tenant/cloud deployments: tenants' admins
-      must not reach the operator's internal network).
-    * ``any``: no address check at all (an explicit opt-in).
-    """
-
-    PUBLIC = "public"
-    PRIVATE = "private"
-    ANY = "any"
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> UrlPolicy:
-        env = os.environ if environ is None else environ
-        raw = env.get(URL_POLICY_ENV, "").strip().lower() or cls.PRIVATE.value
-        try:
-            return cls(raw)
-        except ValueError:
-            raise InvalidUrlError(
-                f"{URL_POLICY_ENV} must be one of public, private, any (got {raw!r})"
-            ) from None
-
-
-METADATA_HOSTNAMES = frozenset(
-    {
-        "metadata",
-        "metadata.google.internal",
-        "metadata.goog",
-        "metadata.azure.internal",
-        "instance-data",
-        "instance-data.ec2.internal",
-    }
-)
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a)
-    for a in (
-        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle
-        "169.254.170.2",  # AWS ECS task metadata
-        "100.100.100.200",  # Alibaba Cloud
-        "192.0.0.192",  # Oracle Cloud (classic)
-        "fd00:ec2::254",  # AWS IPv6 IMDS
-    )
-)
-
-Resolver = Callable[[str, int], list[str]]
-
-
-def _system_resolver(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]).split("%", 1)[0] for info in infos})
-
-
-def _address_problem(
-    address: ipaddress.IPv4Address | ipaddress.IPv6Address, policy: UrlPolicy
-) -> str | None:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    if address in METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    if address.is_link_local:
-        return "a link-local address"
-    if address.is_unspecified or address.is_multicast:
-        return "not a usable server address"
-    if address.is_loopback:
-        return "a loopback address" if policy is UrlPolicy.PUBLIC else None
-    if address.is_private:
-        return "a private-network address" if policy is UrlPolicy.PUBLIC else None
-    if address.is_reserved:
-        return "not a usable server address"
-    if policy is UrlPolicy.PUBLIC and not address.is_global:
-        return "a private-network address"
-    return None
-
-
-def _addresses(
-    host: str, lowered: str, port: int, resolver: Resolver
-) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        return [ipaddress.ip_address(lowered)]
-    except ValueError:
-        pass
-    try:
-        resolved = resolver(lowered, port)
-    except (OSError, UnicodeError) as exc:
-        detail = getattr(exc, "strerror", None) or str(exc)
-        raise InvalidUrlError(f"The host name {host} could not be resolved ({detail})") from None
-    addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
-    for raw in resolved:
-        try:
-            addresses.append(ipaddress.ip_address(raw))
-        except ValueError:
-            continue
-    if not addresses:
-        raise InvalidUrlError(f"The host name {host} did not resolve to any address")
-    return addresses
-
-
-def validate_base_url(
-    url: str,
-    *,
-    policy: UrlPolicy | None = None,
-    resolver: Resolver | None = None,
-) -> str:
-    """Check an admin-entered R2R base URL; return it normalised (no trailing slash).
-
-    Raises :class:`InvalidUrlError` (malformed, wrong scheme, credentials in the URL,
-    unresolvable host) or :class:`UrlNotAllowedError` (an address the policy refuses).
-    """
-    policy = UrlPolicy.from_env() if policy is None else policy
-    resolver = resolver or _system_resolver
-    url = (url or "").strip()
-    if not url:
-        raise InvalidUrlError("Enter the R2R server's URL, e.g. http://r2r:7272")
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise InvalidUrlError("The URL must not contain spaces or control characters")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise InvalidUrlError(f"The URL is not valid: {exc}") from None
-    if parts.scheme not in ("http", "https"):
-        raise InvalidUrlError("The URL must start with http:// or https://")
-    if "@" in parts.netloc or parts.username is not None or parts.password is not None:
-        raise InvalidUrlError(
-            "The URL must not contain a user name or password; enter the API key in its own field"
-        )
-    host = parts.hostname
-    if not host:
-        raise InvalidUrlError("The URL has no host name")
-    if parts.query or parts.fragment or url.endswith(("?", "#")):
-        raise InvalidUrlError("The URL must not contain a query string or fragment")
-    normalised = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-    normalised = normalised.rstrip("/")
-    if policy is UrlPolicy.ANY:
-        return normalised
-    lowered = host.lower().rstrip(".")
-    if lowered in METADATA_HOSTNAMES:
-        raise UrlNotAllowedError(
-            f"{host} is a cloud metadata service; it cannot be used as the R2R server"
-        )
-    addresses = _addresses(
-        host, lowered, port or (443 if parts.scheme == "https" else 80), resolver
-    )
-    for address in addresses:
-        problem = _address_problem(address, policy)
-        if problem:
-            shown = host if str(address) == lowered else f"{host} ({address})"
-            hint = (
-                ""
-                if problem == "not a usable server address"
-                else f" Set {URL_POLICY_ENV}=any to allow it deliberately."
-                if problem in ("a cloud metadata address", "a link-local address")
-                else f" Set {URL_POLICY_ENV}=private to allow private-network servers."
-            )
-            raise UrlNotAllowedError(f"{shown} is {problem}; it is not allowed.{hint}")
-    return normalised
-
-
-# ------------------------------------------------------------------ the store
 def secret_hint(api_key: str) -> str:
     """A recognisable but harmless hint of an API key (``key_Ab…9xQ``)."""
     api_key = api_key.strip()
@@ -564,7 +223,7 @@ class CredentialStore:
             api_key_hint=row.secret_hint if row.api_key_ciphertext is not None else None,
             login_email=row.login_email,
             has_password=row.password_ciphertext is not None,
-            encrypted=bool(blobs) and all(b.startswith(_MAGIC_ENCRYPTED) for b in blobs),
+            encrypted=bool(blobs) and all(is_encrypted_blob(b) for b in blobs),
             key_version=row.key_version,
             export_enabled=row.export_enabled,
             export_mode=row.export_mode,
@@ -708,7 +367,7 @@ class CredentialStore:
                     reason=_redact(reason, secrets),
                     status_code=exc.status_code,
                 ) from None
-            except ValueError as exc:  # the client's own argument checks
+            except InvalidArgumentError as exc:  # the client's own argument checks
                 raise InvalidCredentialError(_redact(str(exc), secrets)) from None
         return ConnectionCheck(
             base_url=credentials.base_url,
@@ -835,7 +494,7 @@ class CredentialStore:
                 if all(blob_key_id(bytes(b)) == new.key_id for b in blobs.values()):
                     current += 1
                     continue
-                was_plain = any(bytes(b).startswith(_MAGIC_PLAIN) for b in blobs.values())
+                was_plain = any(is_unencrypted_blob(b) for b in blobs.values())
                 fresh = {
                     column: writer.seal(
                         row.tenant_id, column, reader.open(row.tenant_id, column, bytes(blob))
@@ -924,7 +583,7 @@ class TenantCredentialLookup:
             try:
                 kwargs["ttl_seconds"] = float(raw) if raw else 15.0
             except ValueError:
-                raise ValueError(f"{CACHE_SECONDS_ENV} must be a number, got {raw!r}") from None
+                raise SettingsError(f"{CACHE_SECONDS_ENV} must be a number, got {raw!r}") from None
         return cls(CredentialStore.from_settings(settings), settings.credentials, **kwargs)
 
     def __call__(self, tenant_id: str) -> R2RCredentials:

@@ -1,25 +1,44 @@
-"""Exceptions raised by :class:`onyx.r2r_sender.client.R2RClient`.
+"""The engine's exceptions (one root) and its dead-letter classes.
 
-The hierarchy is small on purpose; callers branch on the class, never on the text::
+Every exception the engine raises on purpose derives from :class:`BridgeError`; callers
+branch on the class, never on the text::
 
-    R2RError
-    ├── R2RRetryableError      transient: connect errors, timeouts, 429, 502/503/504,
-    │                          embedding-provider outages ("Error getting embeddings")
-    ├── R2RAlreadyExistsError  the document/collection/assignment already exists
-    ├── R2RBusyError           the document id is being ingested right now
-    ├── R2RNotFoundError       404
-    └── R2RFatalError          do not retry: bad payload, unknown errors
-        ├── R2RAuthError       401/403: the API key was rejected or lacks permission
-        └── R2RConfigError     the server's settings are unusable for the bridge
+    BridgeError                    catch this to catch every deliberate engine error
+    ├── R2RError                   an R2R call failed (raised by the client)
+    │   ├── R2RRetryableError      transient: connect errors, timeouts, 429, 502/503/504,
+    │   │                          embedding-provider outages ("Error getting embeddings")
+    │   ├── R2RAlreadyExistsError  the document/collection/assignment already exists
+    │   ├── R2RBusyError           the document id is being ingested right now
+    │   ├── R2RNotFoundError       404
+    │   └── R2RFatalError          do not retry: bad payload, unknown errors
+    │       ├── R2RAuthError       401/403: the credential was rejected or lacks permission
+    │       └── R2RConfigError     the server's settings are unusable for the bridge
+    ├── CredentialError            an entered or stored credential cannot be used; ``str()``
+    │   │                          is a plain sentence for an admin, ``code`` a short name
+    │   ├── EncryptionNotConfiguredError, EncryptionKeyError   (credentials_crypto)
+    │   ├── InvalidUrlError ── UrlNotAllowedError              (url_policy)
+    │   └── InvalidCredentialError, ConnectionTestError        (credentials)
+    ├── InvalidArgumentError       (also a ValueError) a caller passed the client an invalid
+    │                              argument; nothing was sent to R2R
+    ├── SettingsError              (also a ValueError) a setting has an invalid value; the
+    │                              message names the environment variable
+    └── CliError                   (cli) a command cannot run; printed without a traceback
 
-:func:`classify` maps an HTTP status and R2R's error message to one of these. It is a pure
-function so the whole table is unit-testable. None of these exceptions ever carries the API key:
-messages come from the server (which never echoes it) or are built by the client.
+The applier's, the payload validation's and the sender's errors join this root as their own
+branches.  :func:`classify` maps an HTTP status and R2R's error message to an
+:class:`R2RError`; it is a pure function so the whole table is unit-testable.  No exception
+ever carries a credential: messages come from the server (which never echoes it) or are
+built by the engine, with secrets redacted.
+
+:class:`DeadLetterClass` names why a document was dead-lettered; the ledger stores its value,
+the worker picks it (``worker.classify_failure``), and the admin API serves each class with
+its label and description.
 """
 
 from __future__ import annotations
 
 import email.utils
+import enum
 import json
 import math
 import time
@@ -39,8 +58,12 @@ def _truncate(message: str) -> str:
     return message[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
-class R2RError(Exception):
-    """Base class of every error the R2R client raises.
+class BridgeError(Exception):
+    """Root of every exception the engine raises on purpose (see the module docstring)."""
+
+
+class R2RError(BridgeError):
+    """Base class of every error the R2R client raises about a request it sent (or tried to).
 
     Attributes:
         status_code: HTTP status of R2R's answer, or ``None`` when there was no answer
@@ -135,6 +158,135 @@ class R2RAuthError(R2RFatalError):
 
 class R2RConfigError(R2RFatalError):
     """The R2R server's configuration is unusable for the bridge (see ``check_settings``)."""
+
+
+class CredentialError(BridgeError):
+    """A user-facing problem with a credential; ``str()`` is a plain sentence, never a secret.
+
+    ``code`` is a short machine-readable name (the admin API returns it beside the text).
+    """
+
+    code = "credential_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgumentError(BridgeError, ValueError):
+    """A caller passed the R2R client an invalid argument; nothing was sent to R2R.
+
+    Also a :class:`ValueError`, so existing ``except ValueError`` callers keep working.
+    """
+
+
+class SettingsError(BridgeError, ValueError):
+    """A setting has an invalid value; the message names the variable and the value's problem.
+
+    Also a :class:`ValueError` (what settings parsing raised before this class existed).
+    """
+
+
+# ------------------------------------------------------------------ dead letters
+class DeadLetterClass(enum.StrEnum):
+    """Why a document was dead-lettered (the ledger's ``last_error_class``).
+
+    A ``str`` enum: members compare equal to the strings stored in the ledger.  Each has a
+    short :attr:`label` and a one-sentence :attr:`description` for people (the admin page
+    shows them), and :attr:`transient` says whether a reconciliation re-queues such dead
+    letters (the failure may have gone away) or they stay dead until the host sends a new
+    version or an admin replays them.
+    """
+
+    INVALID_DOCUMENT = "invalid_document"
+    R2R_REJECTED = "r2r_rejected"
+    R2R_CONFIG = "r2r_config"
+    R2R_UNAVAILABLE = "r2r_unavailable"
+    R2R_BUSY = "r2r_busy"
+    R2R_NOT_FOUND = "r2r_not_found"
+    R2R_CONFLICT = "r2r_conflict"
+    R2R_ERROR = "r2r_error"
+    INVALID_STATE = "invalid_state"
+    INTERNAL = "internal"
+
+    @property
+    def label(self) -> str:
+        """A short name for people, e.g. ``"R2R unavailable"``."""
+        return _DEAD_LETTER_DETAILS[self][0]
+
+    @property
+    def description(self) -> str:
+        """One sentence: what happened and what fixes it."""
+        return _DEAD_LETTER_DETAILS[self][1]
+
+    @property
+    def transient(self) -> bool:
+        """Whether a reconciliation re-queues dead letters of this class."""
+        return _DEAD_LETTER_DETAILS[self][2]
+
+
+_DEAD_LETTER_DETAILS: dict[DeadLetterClass, tuple[str, str, bool]] = {
+    DeadLetterClass.INVALID_DOCUMENT: (
+        "Invalid document",
+        "The host sent a document the bridge cannot mirror (no text, too large, or a bad "
+        "ACL or metadata); it stays dead until the host sends a valid version.",
+        False,
+    ),
+    DeadLetterClass.R2R_REJECTED: (
+        "Rejected by R2R",
+        "R2R refused the request for good (for example a payload it does not accept); "
+        "sending the same request again will not help.",
+        False,
+    ),
+    DeadLetterClass.R2R_CONFIG: (
+        "R2R credential or settings",
+        "R2R rejected the credential, or its settings do not fit the bridge; fix the "
+        "connection, then replay.",
+        True,
+    ),
+    DeadLetterClass.R2R_UNAVAILABLE: (
+        "R2R unavailable",
+        "R2R or its embedding provider could not be reached, timed out or was overloaded.",
+        True,
+    ),
+    DeadLetterClass.R2R_BUSY: (
+        "R2R busy",
+        "R2R was still ingesting an earlier version of the document.",
+        True,
+    ),
+    DeadLetterClass.R2R_NOT_FOUND: (
+        "Not found in R2R",
+        "R2R no longer had a document or collection the change needed.",
+        True,
+    ),
+    DeadLetterClass.R2R_CONFLICT: (
+        "Conflict in R2R",
+        "R2R already held something the change was about to create.",
+        True,
+    ),
+    DeadLetterClass.R2R_ERROR: (
+        "R2R error",
+        "R2R answered with an error the bridge does not recognise.",
+        True,
+    ),
+    DeadLetterClass.INVALID_STATE: (
+        "Inconsistent state",
+        "The ledger's record of the document did not allow the change (for example, "
+        "nothing stored to apply).",
+        False,
+    ),
+    DeadLetterClass.INTERNAL: (
+        "Internal error",
+        "An unexpected error in the bridge; the worker's log has the details.",
+        True,
+    ),
+}
+
+TRANSIENT_DEAD_LETTER_CLASSES: tuple[DeadLetterClass, ...] = tuple(
+    c for c in DeadLetterClass if c.transient
+)
+"""The dead-letter classes a reconciliation re-queues (the failure may have been transient);
+invalid input, rejected payloads and impossible states stay dead."""
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from onyx.r2r_sender.desired_state import DesiredState, LabelUpdate, RecordResult
+from onyx.r2r_sender.errors import DeadLetterClass
 from onyx.r2r_sender.payload import ACL_PREFIX, FLAG_PREFIX, SET_PREFIX, PreparedDocument
 
 
@@ -52,7 +53,7 @@ class InMemoryLedger:
                 row = self._rows.get((tenant_id, doc_id))
                 recorded = list(row.labels) if row is not None and not row.deleted else []
                 labels = doc.merged_labels(recorded)
-                rejected = row is not None and row.last_error_class == "invalid_document"
+                rejected = row is not None and row.last_error_class == DeadLetterClass.INVALID_DOCUMENT
                 if row is None or rejected or row.deleted or row.version != doc.version:
                     self._rows[(tenant_id, doc_id)] = _Row(
                         version=doc.version,
@@ -117,7 +118,8 @@ class InMemoryLedger:
     def record_invalid(self, tenant_id: str, document_id: str, reason: str) -> None:
         with self._lock:
             row = self._rows.setdefault((tenant_id, document_id), _Row(version=None, labels=[]))
-            row.status, row.last_error_class, row.last_error = "dead", "invalid_document", reason
+            row.status, row.last_error = "dead", reason
+            row.last_error_class = DeadLetterClass.INVALID_DOCUMENT
 
     # ----------------------------------------------------------------- lookups
     def desired_of(self, tenant_id: str, document_ids: Sequence[str]) -> dict[str, DesiredState]:

@@ -23,6 +23,7 @@ from typing import Any
 
 from onyx.r2r_sender import schema
 from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.errors import BridgeError
 
 ACL_PREFIX = "acl:"
 SET_PREFIX = "set:"
@@ -30,7 +31,7 @@ SET_PREFIX = "set:"
 FLAG_PREFIX = "flag:"
 
 
-class InvalidDocumentError(ValueError):
+class InvalidDocumentError(BridgeError, ValueError):
     """A document the engine cannot mirror; ``str()`` names the document and why."""
 
     def __init__(self, document_id: str, reason: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from onyx.r2r_sender.config import BridgeSettings, Secret
 from onyx.r2r_sender.desired_state import DesiredStateLedger
+from onyx.r2r_sender.errors import BridgeError
 from onyx.r2r_sender.hosts import TenantScope
 from onyx.r2r_sender.payload import (
     ACL_PREFIX,
@@ -53,7 +54,7 @@ class Ringer(Protocol):
         ...
 
 
-class SenderError(Exception):
+class SenderError(BridgeError):
     """The desired state could not be recorded (database unavailable); nothing was recorded."""
 
 

@@ -37,6 +37,7 @@ from onyx.r2r_sender.applier import Applier, ApplyTask, Outcome, classify_failur
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.errors import DeadLetterClass
 from onyx.r2r_sender.hosts import TenantScope
 from onyx.r2r_sender.payload import (
     ACL_PREFIX,
@@ -224,7 +225,10 @@ class SyncApplier:
             except Exception as exc:  # noqa: BLE001 - one document never breaks the batch
                 doc_id = str(getattr(doc, "document_id", "<no id>"))
                 outcomes[doc_id] = SyncOutcome(
-                    doc_id, "permanent", error_class="invalid_document", reason=f"{exc}"
+                    doc_id,
+                    "permanent",
+                    error_class=DeadLetterClass.INVALID_DOCUMENT,
+                    reason=f"document {doc_id!r}: {exc}",
                 )
                 continue
             prepared.pop(item.document_id, None)
@@ -452,9 +456,11 @@ def _done(doc_id: str, outcome: Outcome, *, extra_writes: int = 0) -> SyncOutcom
 
 def _failure(doc_id: str, exc: BaseException) -> SyncOutcome:
     if isinstance(exc, InvalidDocumentError):
-        return SyncOutcome(doc_id, "permanent", error_class="invalid_document", reason=str(exc))
+        return SyncOutcome(
+            doc_id, "permanent", error_class=DeadLetterClass.INVALID_DOCUMENT, reason=str(exc)
+        )
     error_class, retryable, _ = classify_failure(exc)
-    if error_class == "internal":
+    if error_class is DeadLetterClass.INTERNAL:
         logger.exception("internal error applying %r", doc_id)
         message = f"{type(exc).__name__}: {exc}"
     else:

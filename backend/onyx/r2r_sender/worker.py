@@ -34,6 +34,7 @@ from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
 from onyx.r2r_sender.connect import make_client
 from onyx.r2r_sender.doorbell import Doorbell
 from onyx.r2r_sender.errors import (
+    DeadLetterClass,
     R2RBusyError,
 )
 from onyx.r2r_sender.ledger import Claim, Ledger, LockSession
@@ -160,7 +161,7 @@ class WorkerRuntime:
             if breaker_failure and target.breaker.record_failure():
                 logger.warning("r2r circuit breaker opened for %s", target.client.base_url)
             message = str(exc)
-            if error_class == "internal":
+            if error_class is DeadLetterClass.INTERNAL:
                 logger.exception(
                     "internal error applying %s/%s", claim.tenant_id, claim.document_id
                 )

@@ -2,16 +2,19 @@
 
 Also used as a script by the web end-to-end test (``scripts/web_test``):
 
+    python backend/tests/integration/admin_helpers.py ledger-url      # prints the test ledger URL
     python backend/tests/integration/admin_helpers.py create-key      # prints JSON
     python backend/tests/integration/admin_helpers.py revoke-key KEY_ID
     python backend/tests/integration/admin_helpers.py cleanup TENANT
+
+The script reads the stack's facts as the tests do (``tests/conftest.py``): with
+``ONYX_R2R_TEST_DB`` set, the test ledger is that database of its own.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 import uuid
 import warnings
@@ -25,8 +28,9 @@ import httpx
 from sqlalchemy import Engine, text
 
 from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.credentials import EncryptionKey, Keyring, UrlPolicy
+from onyx.r2r_sender.credentials_crypto import EncryptionKey, Keyring
 from onyx.r2r_sender.ledger.models import SCHEMA
+from onyx.r2r_sender.url_policy import UrlPolicy
 from onyx.server.r2r.api import AdminContext
 from onyx.server.r2r.standalone import create_app
 
@@ -200,18 +204,31 @@ def sample_docs(prefix: str, count: int) -> list[dict[str, Any]]:
 
 # ------------------------------------------------------------------- script
 def _stack_env() -> dict[str, str]:
-    root = Path(__file__).resolve().parents[3]
-    env_file = Path(os.environ.get("STACK_DIR", root / ".stack")) / "stack.env"
-    values: dict[str, str] = {}
-    for line in env_file.read_text().splitlines():
-        if "=" in line and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
+    """The stack's facts exactly as the tests read them (``ONYX_R2R_TEST_DB`` honoured)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # backend/tests
+    from conftest import read_stack_env
+
+    return read_stack_env()
+
+
+def _prepared_ledger_url(stack: dict[str, str]) -> str:
+    """The test ledger's URL, its database created when missing and migrated."""
+    from conftest import _ensure_database
+    from onyx.r2r_sender.migrate import upgrade
+
+    from onyx.r2r_sender.ledger import get_engine
+
+    url = stack["ONYX_R2R_TEST_DATABASE_URL"]
+    _ensure_database(url)
+    upgrade(get_engine(url))
+    return url
 
 
 def main(argv: list[str]) -> int:
     stack = _stack_env()
+    if argv[:1] == ["ledger-url"]:
+        print(_prepared_ledger_url(stack))
+        return 0
     if argv[:1] == ["create-key"]:
         print(json.dumps(create_api_key(stack, "onyx-r2r web e2e")))
         return 0

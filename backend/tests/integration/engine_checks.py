@@ -224,7 +224,7 @@ def collection_document_ids(client: R2RClient, collection_id: uuid.UUID) -> list
     """Ids of every document R2R lists in a collection (``GET /v3/collections/{id}/documents``)."""
     return [
         uuid.UUID(str(item["id"]))
-        for item in client._paged(  # the client has no public call for this listing
+        for item in client._transport.paged(  # the client has no public call for this listing
             f"/v3/collections/{collection_id}/documents",
             operation="list_collection_documents",
         )
@@ -354,7 +354,7 @@ def purge_tenant(client: R2RClient, ledger: Ledger, tenant_id: str) -> None:
 
     def delete_collection(collection_id: uuid.UUID) -> None:
         with contextlib.suppress(Exception):
-            client._request(  # the client deliberately has no delete_collection
+            client._transport.request(  # the client deliberately has no delete_collection
                 "DELETE",
                 f"/v3/collections/{collection_id}",
                 operation="delete_collection",

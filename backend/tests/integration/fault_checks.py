@@ -165,14 +165,14 @@ def wait_synced(
 
 def r2r_document_chunks(client: R2RClient, document_id: uuid.UUID) -> tuple[list[dict], int]:
     """A document's chunks and R2R's own ``total_entries`` for them (one page of 1000)."""
-    response = client._request(
+    response = client._transport.request(  # raw: the client does not expose total_entries
         "GET",
         f"/v3/documents/{document_id}/chunks",
         operation="list_document_chunks",
         document_id=document_id,
         params=[("offset", "0"), ("limit", "1000"), ("include_vectors", "false")],
     )
-    body = client._body(response, "list_document_chunks")
+    body = client._transport.body(response, "list_document_chunks")
     return list(body["results"]), int(body.get("total_entries") or 0)
 
 

@@ -36,14 +36,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import Redis
 
 from onyx.r2r_integration.sender import R2RDocumentSender
-from onyx.r2r_sender.credentials import (
-    CredentialStore,
-    EncryptionKey,
-    EncryptionKeyError,
-    Keyring,
-    credentials_for,
-    secret_hint,
-)
+from onyx.r2r_sender.credentials import CredentialStore, credentials_for, secret_hint
+from onyx.r2r_sender.credentials_crypto import EncryptionKey, EncryptionKeyError, Keyring
 
 pytestmark = pytest.mark.integration
 
@@ -245,7 +239,7 @@ def test_url_validation(admin, stack, ctx, tenant_id, url, status, fragment):
 
 
 def test_public_policy_refuses_loopback(settings, stack, tenant_id):
-    from onyx.r2r_sender.credentials import UrlPolicy
+    from onyx.r2r_sender.url_policy import UrlPolicy
 
     ctx = admin_context(settings, url_policy=UrlPolicy.PUBLIC)
     client = admin_client(ctx, tenant_id)
@@ -397,6 +391,8 @@ def test_status_dead_letter_paging_and_replay_rules(admin, settings, ctx, tenant
     item = first["items"][0]
     assert item["error_class"] == "invalid_document" and "has no text" in item["reason"]
     assert item["operation"] == "upsert" and item["attempts"] == 1 and item["last_attempt_at"]
+    classes = {c["name"]: c for c in admin.get("/dead-letter-classes").json()["classes"]}
+    assert classes[item["error_class"]]["label"] == "Invalid document"  # what the page shows
     assert {i["document_id"] for i in first["items"]}.isdisjoint(
         {i["document_id"] for i in second["items"]}
     )

@@ -516,6 +516,23 @@ def test_collection_get_create_and_duplicate_name(
     assert client.ensure_collection(name).id == made.id
 
 
+def test_list_collections_returns_the_existing_ones_among_ids(
+    client: R2RClient, created: Created, tenant_id: str
+) -> None:
+    first = created.col(client.create_collection(f"{tenant_id}-list-a"))
+    second = created.col(client.create_collection(f"{tenant_id}-list-b"))
+    missing = uuid.uuid4()
+    listed = client.list_collections([first.id, missing, str(second.id).upper(), first.id])
+    assert {c.id for c in listed} == {first.id, second.id}
+    assert {c.name for c in listed} == {first.name, second.name}
+    # batches of one id per request give the same answer
+    assert {c.id for c in client.list_collections([first.id, second.id], page_size=1)} == {
+        first.id,
+        second.id,
+    }
+    assert client.list_collections([missing]) == []
+
+
 def test_ensure_collection_is_race_safe(
     stack: dict[str, str], client: R2RClient, created: Created, tenant_id: str
 ) -> None:

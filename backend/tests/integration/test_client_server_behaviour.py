@@ -24,9 +24,9 @@ from uuid import UUID
 
 import httpx
 import pytest
+from object_graph import reachable_reprs
 
 from onyx.r2r_sender import R2RAuthError, R2RClient, R2RRetryableError, r2r_document_id
-from onyx.r2r_sender.client import _Secret
 
 pytestmark = pytest.mark.integration
 
@@ -38,18 +38,36 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Recorder:
-    """httpx event hooks that record (time, "METHOD /path") of requests and response facts."""
+    """httpx event hooks that record (time, "METHOD /path") of requests and response facts.
+
+    ``bearer_tokens`` are the JWTs the client sent, in order.  ``garble_next_token()`` makes
+    the hook replace the bearer token of the next request on the wire with a garbage one
+    (instrumentation tampering with one request in transit; the client itself is untouched).
+    """
 
     requests: list[tuple[float, str]] = field(default_factory=list)
     api_key_sent: list[bool] = field(default_factory=list)
+    # kept out of the repr: the client's hooks are reachable from the client, and a dump
+    # of the client must show no token (the recorder's copies are the test's, not its own)
+    bearer_tokens: list[str] = field(default_factory=list, repr=False)
     responses: list[tuple[str, int, str | None]] = field(default_factory=list)
+    garble: bool = False
 
     def hooks(self) -> dict[str, list[Callable[..., Any]]]:
         return {"request": [self._on_request], "response": [self._on_response]}
 
+    def garble_next_token(self) -> None:
+        self.garble = True
+
     def _on_request(self, request: httpx.Request) -> None:
         self.requests.append((time.monotonic(), f"{request.method} {request.url.path}"))
         self.api_key_sent.append("x-api-key" in request.headers)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme == "Bearer" and self.garble:
+            self.garble = False
+            request.headers["authorization"] = f"Bearer garbage.{uuid.uuid4().hex}"
+        elif scheme == "Bearer":
+            self.bearer_tokens.append(token)
 
     def _on_response(self, response: httpx.Response) -> None:
         request = response.request
@@ -96,13 +114,14 @@ def error_texts(error: BaseException) -> list[str]:
 
 
 def client_texts(client: R2RClient) -> list[str]:
-    return [repr(client), repr(vars(client)), str(vars(client)), repr(vars(client._auth))]
+    """What a dump of the client shows (everything reachable from it)."""
+    return [repr(client), str(client), reachable_reprs(client)]
 
 
-def current_token(client: R2RClient) -> str:
-    token = client._auth._token
-    assert isinstance(token, _Secret), "the client should be logged in by now"
-    return token.reveal()
+def current_token(recorder: Recorder) -> str:
+    """The JWT the client sent last (seen on the wire by the recorder's hook)."""
+    assert recorder.bearer_tokens, "the client should be logged in by now"
+    return recorder.bearer_tokens[-1]
 
 
 @pytest.fixture(scope="module")
@@ -330,7 +349,7 @@ def test_real_rate_limit_429_is_retryable_and_retried_within_the_budget(
                     limited = exc
                     assert len(first.sent("POST /v3/collections")) == before + 1  # no retry
                     break
-            tokens.append(current_token(r2r))
+            tokens.append(current_token(first))
             assert limited is not None, "R2R never answered 429"
             errors.append(limited)
             assert limited.status_code == 429
@@ -357,7 +376,7 @@ def test_real_rate_limit_429_is_retryable_and_retried_within_the_budget(
             with pytest.raises(R2RRetryableError) as info:
                 r2r.create_collection(f"rl-retry-{uuid.uuid4().hex[:8]}")
             elapsed = time.monotonic() - started
-            tokens.append(current_token(r2r))
+            tokens.append(current_token(second))
         errors.append(info.value)
         attempts = second.sent("POST /v3/collections")
         assert len(attempts) > 1, "the 429 must be retried"
@@ -413,8 +432,8 @@ def test_wrong_login_password_is_an_auth_error_without_the_password(
         with pytest.raises(R2RAuthError) as info:
             bad.get_document(uuid.uuid4())
         texts = client_texts(bad)
-        assert bad._auth._token is None
     assert recorder.paths() == ["POST /v3/users/login"]  # no retry, no request without a token
+    assert recorder.bearer_tokens == []  # no token was ever sent
     error = info.value
     assert error.status_code == 401
     assert error.operation == "login"
@@ -438,9 +457,9 @@ def test_invalid_bearer_token_is_renewed_once_transparently(
         event_hooks=recorder.hooks(),
     ) as r2r:
         r2r.list_documents([uuid.uuid4()])
-        old_token = current_token(r2r)
-        if how == "garbage":
-            r2r._auth._token = _Secret("garbage." + uuid.uuid4().hex)
+        old_token = current_token(recorder)
+        if how == "garbage":  # the next request carries a token R2R cannot decode
+            recorder.garble_next_token()
         else:  # a real token that R2R no longer accepts: logged out (blacklisted)
             httpx.post(
                 f"{stack['R2R_BASE_URL']}/v3/users/logout",
@@ -458,7 +477,7 @@ def test_invalid_bearer_token_is_renewed_once_transparently(
             "GET /v3/documents",
         ]
         assert [status for _, status, _ in recorder.responses] == [401, 200, 200]
-        new_token = current_token(r2r)
+        new_token = current_token(recorder)
         assert new_token != old_token
         recorder.requests.clear()
         r2r.list_documents([uuid.uuid4()])
@@ -510,7 +529,7 @@ def test_login_mode_round_trip_without_leaking_credentials(
         finally:
             r2r.delete_document(document_id)
             delete_collection(stack, admin, collection.id)
-        token = current_token(r2r)
+        token = current_token(recorder)
         texts = client_texts(r2r)
     logins = [p for p in recorder.paths() if p == "POST /v3/users/login"]
     assert len(logins) == 1  # one login for the whole session

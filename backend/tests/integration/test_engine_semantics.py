@@ -854,7 +854,9 @@ def test_dead_letter_and_replay(settings, purge, ledger, tenant_id, workers, mak
     #     R2R 4xx answer; no worker is running yet
     sender.send_batch([onyx_doc("dl", "cormorant dead letter candidate", acl=["PUBLIC"])])
     with pytest.raises(R2RFatalError) as rejected:  # a real R2R answer: 422, nothing created
-        r2r._request("POST", "/v3/documents", operation="create_document", data={"raw_text": ""})
+        r2r._transport.request(
+            "POST", "/v3/documents", operation="create_document", data={"raw_text": ""}
+        )
     error_class, retryable, _ = classify_failure(rejected.value)
     assert (error_class, retryable) == ("r2r_rejected", False)
     with LockSession(ledger.engine) as locks:

@@ -32,6 +32,7 @@ ENDPOINTS = [
     ("PUT", "/admin/r2r/export", {"enabled": True, "mode": "mirror"}),
     ("GET", "/admin/r2r/status", None),
     ("GET", "/admin/r2r/dead-letters", None),
+    ("GET", "/admin/r2r/dead-letter-classes", None),
     ("POST", "/admin/r2r/dead-letters/replay", {"all": True}),
     ("POST", "/admin/r2r/resync", None),
     ("POST", "/admin/r2r/reconcile", None),

@@ -8,8 +8,14 @@ from email.utils import format_datetime
 
 import pytest
 
+from onyx.r2r_sender.cli import CliError
 from onyx.r2r_sender.errors import (
     MAX_MESSAGE_CHARS,
+    TRANSIENT_DEAD_LETTER_CLASSES,
+    BridgeError,
+    CredentialError,
+    DeadLetterClass,
+    InvalidArgumentError,
     R2RAlreadyExistsError,
     R2RAuthError,
     R2RBusyError,
@@ -18,6 +24,7 @@ from onyx.r2r_sender.errors import (
     R2RFatalError,
     R2RNotFoundError,
     R2RRetryableError,
+    SettingsError,
     classify,
     message_from_body,
     parse_retry_after,
@@ -219,3 +226,84 @@ def test_message_from_body(body: bytes, expected: str) -> None:
 
 def test_message_from_non_json_body_is_truncated_to_500_chars() -> None:
     assert len(message_from_body(b"y" * 10_000)) == MAX_MESSAGE_CHARS
+
+
+# ---------------------------------------------------------------- one root
+
+
+def test_every_engine_error_class_derives_from_the_one_root() -> None:
+    for cls in (
+        R2RError,
+        R2RRetryableError,
+        R2RAlreadyExistsError,
+        R2RBusyError,
+        R2RNotFoundError,
+        R2RFatalError,
+        R2RAuthError,
+        R2RConfigError,
+        CredentialError,
+        InvalidArgumentError,
+        SettingsError,
+        CliError,
+    ):
+        assert issubclass(cls, BridgeError), cls
+    assert not issubclass(BridgeError, ValueError)
+    # argument and settings errors stay ValueErrors for callers that catch those
+    assert issubclass(InvalidArgumentError, ValueError)
+    assert issubclass(SettingsError, ValueError)
+    assert not issubclass(R2RError, ValueError)
+
+
+def test_credential_error_is_a_plain_sentence_with_a_code() -> None:
+    error = CredentialError("Enter the R2R server's URL")
+    assert (str(error), error.message, error.code) == (
+        "Enter the R2R server's URL",
+        "Enter the R2R server's URL",
+        "credential_error",
+    )
+
+
+# ---------------------------------------------------------------- dead-letter classes
+
+
+def test_dead_letter_classes_are_the_strings_the_ledger_stores() -> None:
+    assert [c.value for c in DeadLetterClass] == [
+        "invalid_document",
+        "r2r_rejected",
+        "r2r_config",
+        "r2r_unavailable",
+        "r2r_busy",
+        "r2r_not_found",
+        "r2r_conflict",
+        "r2r_error",
+        "invalid_state",
+        "internal",
+    ]
+    assert DeadLetterClass("r2r_config") is DeadLetterClass.R2R_CONFIG
+    assert DeadLetterClass.R2R_CONFIG == "r2r_config"  # a str: SQL and JSON take it as is
+    assert f"{DeadLetterClass.INTERNAL}" == "internal"
+
+
+def test_every_dead_letter_class_has_a_label_and_a_sentence() -> None:
+    labels = [c.label for c in DeadLetterClass]
+    assert len(set(labels)) == len(labels)
+    for cls in DeadLetterClass:
+        assert cls.label and cls.label[0].isupper() and "_" not in cls.label
+        assert cls.description.endswith(".") and len(cls.description) > len(cls.label)
+    assert DeadLetterClass.R2R_CONFIG.label == "R2R credential or settings"
+
+
+def test_transient_classes_are_what_a_reconciliation_requeues() -> None:
+    assert set(TRANSIENT_DEAD_LETTER_CLASSES) == {
+        DeadLetterClass.R2R_UNAVAILABLE,
+        DeadLetterClass.R2R_BUSY,
+        DeadLetterClass.R2R_CONFIG,
+        DeadLetterClass.R2R_NOT_FOUND,
+        DeadLetterClass.R2R_CONFLICT,
+        DeadLetterClass.R2R_ERROR,
+        DeadLetterClass.INTERNAL,
+    }
+    # the ledger's re-queue list must name exactly these (until it imports the enum)
+    from onyx.r2r_sender.ledger.ops import RETRYABLE_DEAD_CLASSES
+
+    assert set(RETRYABLE_DEAD_CLASSES) == set(TRANSIENT_DEAD_LETTER_CLASSES)

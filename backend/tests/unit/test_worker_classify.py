@@ -6,6 +6,7 @@ import pytest
 
 from onyx.r2r_sender.applier import ApplyError, classify_failure
 from onyx.r2r_sender.errors import (
+    DeadLetterClass,
     R2RAlreadyExistsError,
     R2RAuthError,
     R2RBusyError,
@@ -44,6 +45,7 @@ OP = {"operation": "create_document"}
 )
 def test_classify_failure_table(exc: BaseException, expected: tuple[str, bool, bool]) -> None:
     assert classify_failure(exc) == expected
+    assert type(classify_failure(exc)[0]) is DeadLetterClass  # the enum, not a loose string
 
 
 def test_subclasses_are_checked_before_their_bases() -> None:

@@ -2,7 +2,8 @@
  * Real-browser end-to-end test of the R2R admin page (run by scripts/web_test).
  *
  * Starts, as child processes it stops at the end (by pid):
- *   - the standalone admin API (python -m onyx.server.r2r.standalone) on the test database,
+ *   - the standalone admin API (python -m onyx.server.r2r.standalone) on the test database
+ *     (ONYX_R2R_TEST_DB, when set, names a test ledger database of this checkout's own),
  *     the stack's Redis and R2R, with a fresh encryption key and admin token;
  *   - the harness (vite preview of the built page), proxying /api to that API;
  *   - a real `onyx-r2r worker` whose environment points at NO usable R2R, so it can only
@@ -132,10 +133,13 @@ async function main() {
   const secrets = [encryptionKey, adminToken];
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "onyx-r2r-e2e-"));
 
+  // the test ledger as the Python tests see it (ONYX_R2R_TEST_DB: a database of its own),
+  // created and migrated when missing
+  const ledgerUrl = helper("ledger-url");
   const bridgeEnv = {
     ...process.env,
     PYTHONUNBUFFERED: "1",
-    ONYX_R2R_DATABASE_URL: stack.ONYX_R2R_TEST_DATABASE_URL,
+    ONYX_R2R_DATABASE_URL: ledgerUrl,
     ONYX_R2R_BROKER_URL: stack.ONYX_R2R_BROKER_URL,
     ONYX_R2R_QUEUE: queue,
     ONYX_R2R_ENCRYPTION_KEY: encryptionKey,

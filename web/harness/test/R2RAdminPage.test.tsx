@@ -6,6 +6,7 @@ import {
   API,
   STORED,
   configView,
+  deadLetterClasses,
   deadLetters,
   mockApi,
   renderFresh,
@@ -19,6 +20,7 @@ function pageRoutes(overrides: Record<string, unknown> = {}) {
     "GET /api/admin/r2r/config": { body: STORED },
     "GET /api/admin/r2r/status": { body: statusView() },
     "GET /api/admin/r2r/dead-letters": { body: deadLetters() },
+    "GET /api/admin/r2r/dead-letter-classes": { body: deadLetterClasses() },
     ...overrides,
   } as Parameters<typeof mockApi>[0];
 }
@@ -104,7 +106,7 @@ describe("R2RAdminPage", () => {
     renderFresh(<R2RAdminPage refreshMs={REFRESH} />);
     const table = await screen.findByRole("table", { name: "Dead letters" });
     const row = within(table).getByText("https://wiki.example.com/page/42").closest("tr")!;
-    expect(row).toHaveTextContent("R2R credential or settings");
+    expect(await within(row).findByText("R2R credential or settings")).toBeInTheDocument();
     expect(row).toHaveTextContent("Invalid token or API key");
     expect(row).toHaveTextContent("25");
     expect(row).toHaveTextContent("1 min ago");
@@ -121,6 +123,51 @@ describe("R2RAdminPage", () => {
     await waitFor(() =>
       expect(calls.filter((c) => c.path === `${API}/status`).length).toBeGreaterThan(statusReads)
     );
+  });
+
+  it("labels dead letters with the class names the API gives", async () => {
+    const calls = mockApi(
+      pageRoutes({
+        "GET /api/admin/r2r/dead-letter-classes": {
+          body: deadLetterClasses({
+            classes: [
+              {
+                name: "r2r_config",
+                label: "Credential refused (API label)",
+                description: "Fix the connection, then replay.",
+                retried_by_reconcile: true,
+              },
+            ],
+          }),
+        },
+      })
+    );
+    renderFresh(<R2RAdminPage refreshMs={REFRESH} />);
+    const table = await screen.findByRole("table", { name: "Dead letters" });
+    const tag = await within(table).findByText("Credential refused (API label)");
+    expect(tag).toHaveAttribute("title", "Fix the connection, then replay.");
+    expect(within(table).queryByText("R2R credential or settings")).not.toBeInTheDocument();
+    expect(calls.filter((c) => c.path === `${API}/dead-letter-classes`)).toHaveLength(1);
+  });
+
+  it("shows the raw class name when the class list cannot be loaded", async () => {
+    const calls = mockApi(
+      pageRoutes({
+        "GET /api/admin/r2r/dead-letter-classes": {
+          status: 500,
+          body: { detail: "Internal error; the server log has the details.", error: "internal_error" },
+        },
+      })
+    );
+    renderFresh(<R2RAdminPage refreshMs={REFRESH} />);
+    const table = await screen.findByRole("table", { name: "Dead letters" });
+    await waitFor(() =>
+      expect(calls.some((c) => c.path === `${API}/dead-letter-classes`)).toBe(true)
+    );
+    const row = within(table).getByText("https://wiki.example.com/page/42").closest("tr")!;
+    expect(row).toHaveTextContent("r2r_config");
+    expect(row).toHaveTextContent("Invalid token or API key");
+    expect(within(row).getByRole("button", { name: /Replay/ })).toBeEnabled();
   });
 
   it("asks before a resync and sends nothing when cancelled", async () => {

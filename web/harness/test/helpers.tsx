@@ -4,6 +4,7 @@ import { SWRConfig } from "swr";
 import { vi } from "vitest";
 import type {
   ConfigView,
+  DeadLetterClassList,
   DeadLetterPage,
   StatusView,
 } from "@page/types";
@@ -124,6 +125,29 @@ export function deadLetters(overrides: Partial<DeadLetterPage> = {}): DeadLetter
         reason: "R2R at http://r2r:7272 rejected the API key (check the configured key): Invalid token or API key",
         attempts: 25,
         last_attempt_at: new Date(Date.now() - 90_000).toISOString(),
+      },
+    ],
+    ...overrides,
+  };
+}
+
+/** An answer of GET /dead-letter-classes (the labels are the API's, not the page's). */
+export function deadLetterClasses(
+  overrides: Partial<DeadLetterClassList> = {}
+): DeadLetterClassList {
+  return {
+    classes: [
+      {
+        name: "invalid_document",
+        label: "Invalid document",
+        description: "The host sent a document the bridge cannot mirror.",
+        retried_by_reconcile: false,
+      },
+      {
+        name: "r2r_config",
+        label: "R2R credential or settings",
+        description: "R2R rejected the credential, or its settings do not fit the bridge; fix the connection, then replay.",
+        retried_by_reconcile: true,
       },
     ],
     ...overrides,

@@ -28,20 +28,13 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
+from onyx.r2r_sender.errors import DeadLetterClass
 from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.r2r_sender.ledger.store import Ledger
 
 # dead letters a reconciliation re-queues (the failure may have been transient);
 # invalid input, rejected payloads and impossible states stay dead
-RETRYABLE_DEAD_CLASSES = (
-    "r2r_unavailable",
-    "r2r_busy",
-    "r2r_config",
-    "r2r_not_found",
-    "r2r_conflict",
-    "r2r_error",
-    "internal",
-)
+RETRYABLE_DEAD_CLASSES = tuple(c.value for c in DeadLetterClass if c.transient)
 
 
 # ----------------------------------------------------------------- lookups

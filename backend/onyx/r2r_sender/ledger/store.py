@@ -38,6 +38,7 @@ from sqlalchemy.types import Text
 from onyx.r2r_sender.applier import ApplyTask, Outcome
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.desired_state import DesiredState, RecordResult
+from onyx.r2r_sender.errors import DeadLetterClass
 from onyx.r2r_sender.ledger.models import SCHEMA, DocStatus
 from onyx.r2r_sender.payload import ACL_PREFIX, FLAG_PREFIX, SET_PREFIX, PreparedDocument
 
@@ -203,7 +204,7 @@ class Ledger:
                     list(row.desired_labels) if row is not None and not row.desired_deleted else []
                 )
                 labels = doc.merged_labels(recorded)
-                rejected = row is not None and row.last_error_class == "invalid_document"
+                rejected = row is not None and row.last_error_class == DeadLetterClass.INVALID_DOCUMENT
                 if (
                     row is None
                     or rejected

@@ -16,11 +16,16 @@ imports fail and the router refuses every request (403) unless a host builds its
 :mod:`onyx.server.r2r.standalone`).  The browser reaches it as ``/api/admin/r2r/...``.
 
 Endpoints: ``GET/PUT/DELETE /config``, ``POST /test``, ``PUT /export``, ``GET /status``,
-``GET /dead-letters``, ``POST /dead-letters/replay``, ``POST /resync``, ``POST /reconcile``.
+``GET /dead-letters``, ``GET /dead-letter-classes``, ``POST /dead-letters/replay``,
+``POST /resync``, ``POST /reconcile``.  Each is a plain module-level handler function
+(:func:`get_config`, :func:`put_config`, ...) taking the tenant id and the
+:class:`AdminContext`; :func:`create_router` only wires them to routes and dependencies.
 Every error is JSON ``{"detail": <plain sentence>, "error": <code>, ...}``; request bodies
 are never echoed back (they may hold the API key), and no secret is ever returned or logged.
 """
 
+import functools
+import inspect
 import logging
 import os
 import threading
@@ -41,23 +46,24 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from onyx.r2r_sender.admin_status import tenant_status
+from onyx.r2r_sender.admin_status import dead_letter_classes, tenant_status
 from onyx.r2r_sender.celery_app import build_app
 from onyx.r2r_sender.config import BridgeSettings, Secret
 from onyx.r2r_sender.credentials import (
-    URL_POLICY_ENV,
     ConnectionTestError,
-    CredentialError,
     CredentialInput,
     CredentialStore,
     CredentialView,
+)
+from onyx.r2r_sender.credentials_crypto import (
     EncryptionKeyError,
     EncryptionNotConfiguredError,
     Keyring,
-    UrlPolicy,
 )
 from onyx.r2r_sender.doorbell import BACKFILL_TASK, RECONCILE_TASK, Doorbell
+from onyx.r2r_sender.errors import CredentialError
 from onyx.r2r_sender.ledger import Ledger, get_engine
+from onyx.r2r_sender.url_policy import URL_POLICY_ENV, UrlPolicy
 from onyx.server.r2r import host
 
 logger = logging.getLogger(__name__)
@@ -299,6 +305,17 @@ class DeadLetterPage(BaseModel):
     items: list[DeadLetterView]
 
 
+class DeadLetterClassView(BaseModel):
+    name: str
+    label: str
+    description: str
+    retried_by_reconcile: bool
+
+
+class DeadLetterClassList(BaseModel):
+    classes: list[DeadLetterClassView]
+
+
 class ReplayView(BaseModel):
     requeued: int
     document_ids: list[str]
@@ -352,13 +369,15 @@ def _policy_env_set() -> bool:
     return bool(os.environ.get(URL_POLICY_ENV, "").strip())
 
 
-def _check_tenant(tenant_id: str) -> str:
+def check_tenant(tenant_id: str) -> str:
+    """Return *tenant_id*; raise :class:`AdminApiError` (400) when it is empty or too long."""
     if not tenant_id or len(tenant_id) > _TENANT_MAX:
         raise AdminApiError(400, "invalid_tenant", "The tenant id is missing or too long.")
     return tenant_id
 
 
 def _config_view(ctx: AdminContext, tenant_id: str, view: CredentialView | None) -> ConfigView:
+    """What ``/config`` shows: the stored connection, else the environment's, plus facts."""
     settings = ctx.settings
     env_creds = settings.credentials
     env_has_secret = bool(env_creds.api_key) or env_creds.uses_login
@@ -395,7 +414,282 @@ def _config_view(ctx: AdminContext, tenant_id: str, view: CredentialView | None)
     )
 
 
+# ----------------------------------------------------------------- handlers
+# Plain functions: FastAPI sees them through create_router, which injects ``tenant_id``
+# (the checked tenant) and ``ctx``; every other parameter is the request's body or query.
+# A CredentialError or AdminApiError they raise becomes the JSON error answer (route class).
+
+
+def get_config(tenant_id: str, ctx: AdminContext) -> ConfigView:
+    """The tenant's R2R connection (the API key is never returned: a hint at most)."""
+    return _config_view(ctx, tenant_id, ctx.store.get(tenant_id))
+
+
+def put_config(body: ConnectionInput, tenant_id: str, ctx: AdminContext) -> ConfigView:
+    """Validate, live-test, encrypt and store the connection; nothing is stored on failure.
+
+    Raises the store's :class:`CredentialError` (invalid URL or credential: 422, failed
+    live test: 400 with R2R's reason, no usable encryption key: 409).
+    """
+    view = ctx.store.save(tenant_id, body.to_input())
+    return _config_view(ctx, tenant_id, view)
+
+
+def delete_config(tenant_id: str, ctx: AdminContext) -> DeleteView:
+    """Forget the stored connection and export switch (the environment's server remains)."""
+    deleted = ctx.store.delete(tenant_id)
+    return DeleteView(
+        deleted=deleted,
+        message="The stored connection was removed."
+        if deleted
+        else "No connection was stored for this tenant.",
+    )
+
+
+def test_connection(body: ConnectionInput, tenant_id: str, ctx: AdminContext) -> TestView:
+    """Live-test a connection without storing it (``null`` secrets use the stored ones).
+
+    Raises the store's :class:`CredentialError` like :func:`put_config`.
+    """
+    credentials = ctx.store.resolve(tenant_id, body.to_input())
+    result = ctx.store.test(credentials)
+    auth_text = {"api_key": "the API key", "login": "the login"}.get(
+        result.auth, "the API key and the login"
+    )
+    return TestView(
+        ok=True,
+        base_url=result.base_url,
+        auth=result.auth,
+        elapsed_ms=int(result.elapsed_seconds * 1000),
+        message=f"Connected to R2R at {result.base_url} with {auth_text}; its settings fit "
+        "the bridge.",
+    )
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # a handler, not a pytest test
+
+
+def put_export(body: ExportInput, tenant_id: str, ctx: AdminContext) -> ConfigView:
+    """Switch the export on or off and choose mirror or replace (creates the tenant's row)."""
+    view = ctx.store.set_export(
+        tenant_id,
+        enabled=body.enabled,
+        mode=body.mode,
+        default_base_url=ctx.settings.r2r_base_url,
+    )
+    logger.info(
+        "r2r export of tenant %s switched %s (%s)",
+        tenant_id,
+        "on" if body.enabled else "off",
+        body.mode,
+    )
+    return _config_view(ctx, tenant_id, view)
+
+
+def get_status(
+    tenant_id: str,
+    ctx: AdminContext,
+    minutes: Annotated[int, Query(ge=1, le=60)] = 15,
+) -> StatusView:
+    """Counts per state, backlog, lag, throughput per minute, breaker, last reconcile.
+
+    ``minutes`` (1..60) is the length of the throughput and backlog series.
+    """
+    view = ctx.store.get(tenant_id)
+    base_url = view.base_url if view is not None and view.has_secret else None
+    snapshot = tenant_status(
+        tenant_id,
+        settings=ctx.settings,
+        ledger=ctx.ledger,
+        redis=ctx.redis,
+        base_url=base_url or ctx.settings.r2r_base_url,
+        minutes=minutes,
+    )
+    return StatusView.model_validate(snapshot)
+
+
+def get_dead_letters(
+    tenant_id: str,
+    ctx: AdminContext,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 25,
+) -> DeadLetterPage:
+    """Dead-lettered documents (newest failure first) with class and reason; one page."""
+    rows = ctx.ledger.counts(tenant_id)
+    total = int(rows[0]["dead"]) if rows else 0
+    items = [
+        DeadLetterView(
+            document_id=d.document_id,
+            operation="delete" if d.desired_deleted else "upsert",
+            error_class=d.error_class,
+            reason=d.error,
+            attempts=d.attempts,
+            last_attempt_at=d.last_attempt_at,
+        )
+        for d in ctx.ledger.dead_letters(tenant_id, offset=offset, limit=limit)
+    ]
+    return DeadLetterPage(total=total, offset=offset, limit=limit, items=items)
+
+
+def get_dead_letter_classes() -> DeadLetterClassList:
+    """Every dead-letter class (the ``error_class`` of a dead letter) with its label, a
+    sentence for people and whether a reconciliation retries it; the same for every tenant."""
+    return DeadLetterClassList.model_validate({"classes": dead_letter_classes()})
+
+
+def replay_dead_letters(body: ReplayInput, tenant_id: str, ctx: AdminContext) -> ReplayView:
+    """Re-queue all dead letters, or the given ones, and ring the doorbell.
+
+    Raises :class:`AdminApiError` (422) unless exactly one of ``all`` and a non-empty
+    ``document_ids`` is given.
+    """
+    if body.all == bool(body.document_ids):
+        raise AdminApiError(
+            422,
+            "invalid_request",
+            'Send either {"all": true} or a non-empty "document_ids" list.',
+        )
+    requeued = ctx.ledger.replay(tenant_id, None if body.all else body.document_ids)
+    ids = [doc for _, doc in requeued]
+    if ids:
+        ctx.doorbell.ring(tenant_id)
+    logger.info("replayed %d dead letters of tenant %s", len(ids), tenant_id)
+    message = (
+        f"Re-queued {len(ids)} document{'s' if len(ids) != 1 else ''}."
+        if ids
+        else "Nothing to replay: no matching dead letters (documents rejected as invalid "
+        "stay dead until Onyx sends a valid version)."
+    )
+    return ReplayView(requeued=len(ids), document_ids=ids[:1000], message=message)
+
+
+def start_job(ctx: AdminContext, tenant_id: str, job: Literal["resync", "reconcile"]) -> JobView:
+    """Queue the job's Celery task for the tenant (kwargs ``tenant_id``, with ``expires``).
+
+    Raises :class:`AdminApiError` (409) when the same job was requested for the tenant less
+    than 30 seconds ago.
+    """
+    task = BACKFILL_TASK if job == "resync" else RECONCILE_TASK
+    if not ctx.redis.set(f"{_JOB_GUARD}{job}:{tenant_id}", "1", nx=True, ex=_JOB_GUARD_SECONDS):
+        raise AdminApiError(
+            409,
+            "already_requested",
+            f"A {job} was requested less than {_JOB_GUARD_SECONDS} seconds ago; it is "
+            "queued or running.",
+        )
+    result = ctx.celery.send_task(
+        task,
+        kwargs={"tenant_id": tenant_id},
+        queue=ctx.settings.queue,
+        expires=ctx.settings.task_expires_seconds,
+    )
+    logger.info("queued %s (%s) for tenant %s", job, task, tenant_id)
+    what = (
+        "Resync started: Onyx's documents will be compared with the ledger and missing ones queued."
+        if job == "resync"
+        else "Reconciliation started: R2R's documents will be compared with the ledger and "
+        "drift repaired."
+    )
+    return JobView(job=job, task=task, task_id=str(result.id), message=what)
+
+
+def resync(tenant_id: str, ctx: AdminContext) -> JobView:
+    """Queue the backfill task (``onyx_r2r.backfill``) for the tenant (see :func:`start_job`)."""
+    return start_job(ctx, tenant_id, "resync")
+
+
+def reconcile(tenant_id: str, ctx: AdminContext) -> JobView:
+    """Queue the reconciliation task (``onyx_r2r.reconcile``) for the tenant (see
+    :func:`start_job`)."""
+    return start_job(ctx, tenant_id, "reconcile")
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: method, path below :data:`PREFIX`, handler, success status."""
+
+    method: str
+    path: str
+    handler: Callable[..., BaseModel]
+    status_code: int = 200
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/config", get_config),
+    Route("PUT", "/config", put_config),
+    Route("DELETE", "/config", delete_config),
+    Route("POST", "/test", test_connection),
+    Route("PUT", "/export", put_export),
+    Route("GET", "/status", get_status),
+    Route("GET", "/dead-letters", get_dead_letters),
+    Route("GET", "/dead-letter-classes", get_dead_letter_classes),
+    Route("POST", "/dead-letters/replay", replay_dead_letters),
+    Route("POST", "/resync", resync, status_code=202),
+    Route("POST", "/reconcile", reconcile, status_code=202),
+)
+
+
 # ------------------------------------------------------------------ router
+class _LazyContext:
+    """The router's :class:`AdminContext`: given, or built once on the first request."""
+
+    def __init__(
+        self,
+        context: AdminContext | Callable[[], AdminContext] | None,
+        settings: BridgeSettings | Callable[[], BridgeSettings] | None,
+    ) -> None:
+        self._context = context
+        self._settings = settings
+        self._built: AdminContext | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> AdminContext:
+        if isinstance(self._context, AdminContext):
+            return self._context
+        with self._lock:
+            if self._built is None:
+                if callable(self._context):
+                    self._built = self._context()
+                else:
+                    chosen = self._settings() if callable(self._settings) else self._settings
+                    self._built = AdminContext.build(chosen or BridgeSettings.from_env())
+            return self._built
+
+
+def _checked_tenant(tenant: Callable[..., str]) -> Callable[..., str]:
+    """A dependency: the host's tenant (its own dependency), checked by :func:`check_tenant`."""
+
+    def current_tenant(tenant_id: Annotated[str, Depends(tenant)]) -> str:
+        return check_tenant(tenant_id)
+
+    return current_tenant
+
+
+def _endpoint(
+    handler: Callable[..., BaseModel],
+    tenant: Callable[..., str],
+    context: Callable[[], AdminContext],
+) -> Callable[..., BaseModel]:
+    """*handler* as FastAPI sees it: its ``tenant_id`` and ``ctx`` parameters come from the
+    *tenant* and *context* dependencies, every other parameter stays as declared."""
+    injected = {
+        "tenant_id": Annotated[str, Depends(tenant)],
+        "ctx": Annotated[AdminContext, Depends(context)],
+    }
+    signature = inspect.signature(handler)
+    parameters = [
+        p.replace(annotation=injected[p.name]) if p.name in injected else p
+        for p in signature.parameters.values()
+    ]
+
+    @functools.wraps(handler)
+    def endpoint(**kwargs: Any) -> BaseModel:
+        return handler(**kwargs)
+
+    endpoint.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    return endpoint
+
+
 def create_router(
     *,
     auth: Callable[..., Any] | None = None,
@@ -404,33 +698,17 @@ def create_router(
     context: AdminContext | Callable[[], AdminContext] | None = None,
     passthrough: tuple[type[BaseException], ...] | None = None,
 ) -> APIRouter:
-    """Build the admin router.
+    """Build the admin router: :data:`ROUTES` behind the auth dependency, JSON errors.
 
     ``auth``: a FastAPI dependency that raises (403) for non-admins; default: Onyx's admin
     permission inside Onyx, else refuse everything.  ``tenant``: a dependency returning the
     tenant id; default: Onyx's current tenant, else ``"public"``.  ``settings``/``context``:
     what the endpoints use (default: ``BridgeSettings.from_env()``, built on first use).
+    ``passthrough``: exception types left to the host's own handlers (default: Onyx's).
     """
     auth_dep = auth or host.onyx_admin_dependency() or host.deny_all
-    tenant_dep = tenant or host.onyx_tenant_dependency() or host.default_tenant
-    lock = threading.Lock()
-    built: list[AdminContext] = []
-
-    def get_context() -> AdminContext:
-        if isinstance(context, AdminContext):
-            return context
-        with lock:
-            if not built:
-                if callable(context):
-                    built.append(context())
-                else:
-                    chosen = settings() if callable(settings) else settings
-                    built.append(AdminContext.build(chosen or BridgeSettings.from_env()))
-            return built[0]
-
-    def current_tenant(tenant_id: Annotated[str, Depends(tenant_dep)]) -> str:
-        return _check_tenant(tenant_id)
-
+    current_tenant = _checked_tenant(tenant or host.onyx_tenant_dependency() or host.default_tenant)
+    get_context = _LazyContext(context, settings)
     router = APIRouter(
         prefix=PREFIX,
         tags=["r2r-mirror"],
@@ -439,190 +717,13 @@ def create_router(
             passthrough if passthrough is not None else host.passthrough_exceptions()
         ),
     )
-
-    @router.get("/config")
-    def get_config(
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-    ) -> ConfigView:
-        """The tenant's R2R connection (the API key is never returned: a hint at most)."""
-        return _config_view(ctx, tenant_id, ctx.store.get(tenant_id))
-
-    @router.put("/config")
-    def put_config(
-        body: ConnectionInput,
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-    ) -> ConfigView:
-        """Validate, live-test, encrypt and store the connection; nothing is stored on failure."""
-        view = ctx.store.save(tenant_id, body.to_input())
-        return _config_view(ctx, tenant_id, view)
-
-    @router.delete("/config")
-    def delete_config(
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-    ) -> DeleteView:
-        """Forget the stored connection and export switch (the environment's server remains)."""
-        deleted = ctx.store.delete(tenant_id)
-        return DeleteView(
-            deleted=deleted,
-            message="The stored connection was removed."
-            if deleted
-            else "No connection was stored for this tenant.",
+    for route in ROUTES:
+        router.add_api_route(
+            route.path,
+            _endpoint(route.handler, current_tenant, get_context),
+            methods=[route.method],
+            status_code=route.status_code,
         )
-
-    @router.post("/test")
-    def test_connection(
-        body: ConnectionInput,
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-    ) -> TestView:
-        """Live-test a connection without storing it (``null`` secrets use the stored ones)."""
-        credentials = ctx.store.resolve(tenant_id, body.to_input())
-        result = ctx.store.test(credentials)
-        auth_text = {"api_key": "the API key", "login": "the login"}.get(
-            result.auth, "the API key and the login"
-        )
-        return TestView(
-            ok=True,
-            base_url=result.base_url,
-            auth=result.auth,
-            elapsed_ms=int(result.elapsed_seconds * 1000),
-            message=f"Connected to R2R at {result.base_url} with {auth_text}; its settings fit "
-            "the bridge.",
-        )
-
-    @router.put("/export")
-    def put_export(
-        body: ExportInput,
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-    ) -> ConfigView:
-        """Switch the export on or off and choose mirror or replace."""
-        view = ctx.store.set_export(
-            tenant_id,
-            enabled=body.enabled,
-            mode=body.mode,
-            default_base_url=ctx.settings.r2r_base_url,
-        )
-        logger.info(
-            "r2r export of tenant %s switched %s (%s)",
-            tenant_id,
-            "on" if body.enabled else "off",
-            body.mode,
-        )
-        return _config_view(ctx, tenant_id, view)
-
-    @router.get("/status")
-    def get_status(
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-        minutes: Annotated[int, Query(ge=1, le=60)] = 15,
-    ) -> StatusView:
-        """Counts per state, backlog, lag, throughput per minute, breaker, last reconcile."""
-        view = ctx.store.get(tenant_id)
-        base_url = view.base_url if view is not None and view.has_secret else None
-        snapshot = tenant_status(
-            tenant_id,
-            settings=ctx.settings,
-            ledger=ctx.ledger,
-            redis=ctx.redis,
-            base_url=base_url or ctx.settings.r2r_base_url,
-            minutes=minutes,
-        )
-        return StatusView.model_validate(snapshot)
-
-    @router.get("/dead-letters")
-    def get_dead_letters(
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-        offset: Annotated[int, Query(ge=0)] = 0,
-        limit: Annotated[int, Query(ge=1, le=200)] = 25,
-    ) -> DeadLetterPage:
-        """Dead-lettered documents (newest failure first) with class and reason."""
-        rows = ctx.ledger.counts(tenant_id)
-        total = int(rows[0]["dead"]) if rows else 0
-        items = [
-            DeadLetterView(
-                document_id=d.document_id,
-                operation="delete" if d.desired_deleted else "upsert",
-                error_class=d.error_class,
-                reason=d.error,
-                attempts=d.attempts,
-                last_attempt_at=d.last_attempt_at,
-            )
-            for d in ctx.ledger.dead_letters(tenant_id, offset=offset, limit=limit)
-        ]
-        return DeadLetterPage(total=total, offset=offset, limit=limit, items=items)
-
-    @router.post("/dead-letters/replay")
-    def replay_dead_letters(
-        body: ReplayInput,
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-    ) -> ReplayView:
-        """Re-queue all dead letters, or the given ones, and ring the doorbell."""
-        if body.all == bool(body.document_ids):
-            raise AdminApiError(
-                422,
-                "invalid_request",
-                'Send either {"all": true} or a non-empty "document_ids" list.',
-            )
-        requeued = ctx.ledger.replay(tenant_id, None if body.all else body.document_ids)
-        ids = [doc for _, doc in requeued]
-        if ids:
-            ctx.doorbell.ring(tenant_id)
-        logger.info("replayed %d dead letters of tenant %s", len(ids), tenant_id)
-        message = (
-            f"Re-queued {len(ids)} document{'s' if len(ids) != 1 else ''}."
-            if ids
-            else "Nothing to replay: no matching dead letters (documents rejected as invalid "
-            "stay dead until Onyx sends a valid version)."
-        )
-        return ReplayView(requeued=len(ids), document_ids=ids[:1000], message=message)
-
-    def _start(ctx: AdminContext, tenant_id: str, job: Literal["resync", "reconcile"]) -> JobView:
-        task = BACKFILL_TASK if job == "resync" else RECONCILE_TASK
-        if not ctx.redis.set(f"{_JOB_GUARD}{job}:{tenant_id}", "1", nx=True, ex=_JOB_GUARD_SECONDS):
-            raise AdminApiError(
-                409,
-                "already_requested",
-                f"A {job} was requested less than {_JOB_GUARD_SECONDS} seconds ago; it is "
-                "queued or running.",
-            )
-        result = ctx.celery.send_task(
-            task,
-            kwargs={"tenant_id": tenant_id},
-            queue=ctx.settings.queue,
-            expires=ctx.settings.task_expires_seconds,
-        )
-        logger.info("queued %s (%s) for tenant %s", job, task, tenant_id)
-        what = (
-            "Resync started: Onyx's documents will be compared with the ledger and missing ones "
-            "queued."
-            if job == "resync"
-            else "Reconciliation started: R2R's documents will be compared with the ledger and "
-            "drift repaired."
-        )
-        return JobView(job=job, task=task, task_id=str(result.id), message=what)
-
-    @router.post("/resync", status_code=202)
-    def resync(
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-    ) -> JobView:
-        """Queue the backfill task (``onyx_r2r.backfill``) for the tenant."""
-        return _start(ctx, tenant_id, "resync")
-
-    @router.post("/reconcile", status_code=202)
-    def reconcile(
-        tenant_id: Annotated[str, Depends(current_tenant)],
-        ctx: Annotated[AdminContext, Depends(get_context)],
-    ) -> JobView:
-        """Queue the reconciliation task (``onyx_r2r.reconcile``) for the tenant."""
-        return _start(ctx, tenant_id, "reconcile")
-
     return router
 
 

@@ -3,11 +3,13 @@
 import { useState } from "react";
 import { Button, Notice } from "./onyx";
 import { R2RApiError, r2rAdmin } from "./api";
-import { errorClassLabel, formatAgo } from "./format";
-import type { DeadLetterPage } from "./types";
+import { errorClassText, formatAgo } from "./format";
+import type { DeadLetterClassInfo, DeadLetterPage } from "./types";
 
 export interface DeadLetterTableProps {
   page: DeadLetterPage | undefined;
+  /** The API's dead-letter classes (labels); `undefined` while loading or unavailable. */
+  classes: DeadLetterClassInfo[] | undefined;
   error: R2RApiError | undefined;
   isLoading: boolean;
   onPage: (offset: number) => void;
@@ -18,6 +20,7 @@ type Result = { kind: "success" | "error"; text: string };
 
 export function DeadLetterTable({
   page,
+  classes,
   error,
   isLoading,
   onPage,
@@ -97,36 +100,43 @@ export function DeadLetterTable({
                 </tr>
               </thead>
               <tbody>
-                {page.items.map((item) => (
-                  <tr key={item.document_id}>
-                    <td className="r2r-doc">
-                      <span className="r2r-doc-id" title={item.document_id}>
-                        {item.document_id}
-                      </span>
-                      {item.operation === "delete" && (
-                        <span className="r2r-tag">delete</span>
-                      )}
-                    </td>
-                    <td>
-                      <span className="r2r-tag" data-tone="bad">
-                        {errorClassLabel(item.error_class)}
-                      </span>
-                      <div className="r2r-reason">{item.reason ?? "No reason recorded."}</div>
-                    </td>
-                    <td className="r2r-num">{item.attempts}</td>
-                    <td className="r2r-nowrap">{formatAgo(item.last_attempt_at)}</td>
-                    <td>
-                      <Button
-                        kind="secondary"
-                        disabled={busy !== null}
-                        aria-label={`Replay ${item.document_id}`}
-                        onClick={() => void replay([item.document_id])}
-                      >
-                        {busy === item.document_id ? "Replaying…" : "Replay"}
-                      </Button>
-                    </td>
-                  </tr>
-                ))}
+                {page.items.map((item) => {
+                  const errorClass = errorClassText(item.error_class, classes);
+                  return (
+                    <tr key={item.document_id}>
+                      <td className="r2r-doc">
+                        <span className="r2r-doc-id" title={item.document_id}>
+                          {item.document_id}
+                        </span>
+                        {item.operation === "delete" && (
+                          <span className="r2r-tag">delete</span>
+                        )}
+                      </td>
+                      <td>
+                        <span
+                          className="r2r-tag"
+                          data-tone="bad"
+                          title={errorClass.description ?? undefined}
+                        >
+                          {errorClass.label}
+                        </span>
+                        <div className="r2r-reason">{item.reason ?? "No reason recorded."}</div>
+                      </td>
+                      <td className="r2r-num">{item.attempts}</td>
+                      <td className="r2r-nowrap">{formatAgo(item.last_attempt_at)}</td>
+                      <td>
+                        <Button
+                          kind="secondary"
+                          disabled={busy !== null}
+                          aria-label={`Replay ${item.document_id}`}
+                          onClick={() => void replay([item.document_id])}
+                        >
+                          {busy === item.document_id ? "Replaying…" : "Replay"}
+                        </Button>
+                      </td>
+                    </tr>
+                  );
+                })}
               </tbody>
             </table>
           </div>

@@ -10,6 +10,7 @@ import { DeadLetterTable } from "./DeadLetterTable";
 import { ConfirmAction } from "./ConfirmAction";
 import {
   r2rAdmin,
+  useDeadLetterClasses,
   useDeadLetters,
   useR2RConfig,
   useR2RStatus,
@@ -140,6 +141,7 @@ export default function R2RAdminPage({ refreshMs = 5000 }: R2RAdminPageProps) {
     useR2RStatus(refreshMs);
   const [offset, setOffset] = useState(0);
   const dead = useDeadLetters(offset, DEAD_LETTER_PAGE, refreshMs);
+  const { classes } = useDeadLetterClasses();
 
   if (!config) {
     return (
@@ -226,6 +228,7 @@ export default function R2RAdminPage({ refreshMs = 5000 }: R2RAdminPageProps) {
         >
           <DeadLetterTable
             page={dead.page}
+            classes={classes}
             error={dead.error}
             isLoading={dead.isLoading}
             onPage={setOffset}

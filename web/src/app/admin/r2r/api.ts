@@ -10,6 +10,7 @@ import useSWR, { type SWRConfiguration } from "swr";
 import type {
   ConfigView,
   ConnectionBody,
+  DeadLetterClassList,
   DeadLetterPage,
   ExportMode,
   JobView,
@@ -25,6 +26,7 @@ export const R2R_KEYS = {
   status: `${R2R_API_BASE}/status`,
   deadLetters: (offset: number, limit: number) =>
     `${R2R_API_BASE}/dead-letters?offset=${offset}&limit=${limit}`,
+  deadLetterClasses: `${R2R_API_BASE}/dead-letter-classes`,
 };
 
 /** An error answer of the admin API, with its plain-words message. */
@@ -153,6 +155,21 @@ export function useDeadLetters(
     keepPreviousData: true,
   });
   return { page: data, error, isLoading, mutateDeadLetters: mutate };
+}
+
+/** The dead-letter classes with their labels (fixed while the server runs: read once). */
+export function useDeadLetterClasses() {
+  const { data, error } = useSWR<DeadLetterClassList, R2RApiError>(
+    R2R_KEYS.deadLetterClasses,
+    fetcher,
+    {
+      onErrorRetry: noRetryOnAuth,
+      revalidateOnFocus: false,
+      revalidateIfStale: false,
+      revalidateOnReconnect: false,
+    }
+  );
+  return { classes: data?.classes, error };
 }
 
 function send<T>(method: string, path: string, body?: unknown): Promise<T> {

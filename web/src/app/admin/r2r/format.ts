@@ -1,5 +1,7 @@
 /** Pure formatting helpers of the R2R admin page (no React, no Onyx). */
 
+import type { DeadLetterClassInfo } from "./types";
+
 export function formatCount(n: number): string {
   return new Intl.NumberFormat("en-US").format(n);
 }
@@ -40,22 +42,19 @@ export function formatTime(iso: string): string {
   ).padStart(2, "0")}`;
 }
 
-const ERROR_CLASS_LABELS: Record<string, string> = {
-  invalid_document: "Invalid document",
-  r2r_rejected: "Rejected by R2R",
-  r2r_config: "R2R credential or settings",
-  r2r_unavailable: "R2R unavailable",
-  r2r_busy: "R2R busy",
-  r2r_not_found: "Not found in R2R",
-  r2r_conflict: "Conflict in R2R",
-  r2r_error: "R2R error",
-  invalid_state: "Inconsistent state",
-  internal: "Internal error",
-};
-
-export function errorClassLabel(errorClass: string | null): string {
-  if (!errorClass) return "Unknown";
-  return ERROR_CLASS_LABELS[errorClass] ?? errorClass;
+/**
+ * How a dead letter's class is shown: its label from the API's class list (with the
+ * description as a hint), else the raw class name while the list is missing.
+ */
+export function errorClassText(
+  errorClass: string | null,
+  classes: readonly DeadLetterClassInfo[] | undefined
+): { label: string; description: string | null } {
+  if (!errorClass) return { label: "Unknown", description: null };
+  const known = classes?.find((c) => c.name === errorClass);
+  return known
+    ? { label: known.label, description: known.description }
+    : { label: errorClass, description: null };
 }
 
 export function breakerText(

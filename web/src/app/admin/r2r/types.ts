@@ -93,6 +93,22 @@ export interface DeadLetter {
   last_attempt_at: string | null;
 }
 
+/** One dead-letter class as `GET /dead-letter-classes` describes it (the engine's enum). */
+export interface DeadLetterClassInfo {
+  /** The value a dead letter's `error_class` holds, e.g. "r2r_config". */
+  name: string;
+  /** A short name for people, e.g. "R2R credential or settings". */
+  label: string;
+  /** One sentence: what happened and what fixes it. */
+  description: string;
+  /** Whether a reconciliation re-queues dead letters of this class by itself. */
+  retried_by_reconcile: boolean;
+}
+
+export interface DeadLetterClassList {
+  classes: DeadLetterClassInfo[];
+}
+
 export interface DeadLetterPage {
   total: number;
   offset: number;
