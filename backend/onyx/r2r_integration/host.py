@@ -31,6 +31,7 @@ from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
 from onyx.r2r_sender.doorbell import Doorbell
 from onyx.r2r_sender.ledger import Ledger
+from onyx.r2r_sender.read_model import Retriever
 from onyx.r2r_sender.sender import R2RDocumentSender
 
 HOST_CONNECT_TIMEOUT = 3  # seconds, database and Redis connects
@@ -137,6 +138,11 @@ class Reader:
     client: R2RClient
     resolver: CollectionResolver
     ledger: Ledger
+
+    @property
+    def retriever(self) -> Retriever:
+        """The engine's read model on this client and resolver (cheap: built per call)."""
+        return Retriever(self.client, self.resolver)
 
 
 def host_reader(settings: BridgeSettings, credentials: R2RCredentials | None = None) -> Reader:
