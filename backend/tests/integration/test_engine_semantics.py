@@ -44,8 +44,9 @@ from sqlalchemy import text
 
 from onyx.r2r_sender.applier import Applier
 from onyx.r2r_sender.client import R2RClient
-from onyx.r2r_sender.collections import CollectionResolver, collection_name
+from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.errors import R2RFatalError, R2RNotFoundError
+from onyx.r2r_sender.hosts import onyx_collection_name as collection_name
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.ledger import Ledger, LockSession
 from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
