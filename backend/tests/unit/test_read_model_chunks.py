@@ -14,6 +14,7 @@ from onyx.r2r_sender.hosts import NEXTCLOUD
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.r2r_types import R2RChunk, SearchHit
 from onyx.r2r_sender.read_model import MirroredChunk, newest_versions
+from onyx.r2r_sender.read_model.chunks import raw_version
 
 SEQ_KEY = schema.SEQ
 
@@ -85,6 +86,33 @@ def test_equal_seq_keeps_both() -> None:
 
 def test_empty() -> None:
     assert newest_versions([]) == []
+
+
+def test_raw_hits_dedupe_like_their_mapped_chunks() -> None:
+    """The Retriever dedupes R2R's hits before mapping them: same groups, same seqs."""
+    chunks = [
+        _hit("a", "v1", 1, 0.9),
+        _hit("b", "v1", "4", 0.8),
+        _hit("a", "v2", 2, 0.7),
+        _hit(None, "x", None, 0.6),
+        _hit(None, "y", "bad", 0.5),
+    ]
+    raw = [
+        SearchHit(
+            chunk_id=uuid.uuid4(),
+            document_id=c.r2r_document_id,
+            score=c.score,
+            text=c.text,
+            metadata={
+                SEQ_KEY: c.seq,
+                **({"source_document_id": c.document_id} if c.document_id else {}),
+            },
+        )
+        for c in chunks
+    ]
+    kept = [c.text for c in newest_versions(chunks)]
+    assert kept == ["b v1", "a v2", "None x", "None y"]
+    assert [h.text for h in newest_versions(raw, raw_version)] == kept
 
 
 # ------------------------------------------------------------------ mapping

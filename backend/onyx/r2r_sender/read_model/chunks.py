@@ -14,13 +14,15 @@ briefly leaves two in R2R.  Pure: no I/O.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from onyx.r2r_sender import schema
 from onyx.r2r_sender.r2r_types import R2RChunk, SearchHit
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,14 +70,17 @@ class MirroredChunk:
         fallback_order: int = 0,
     ) -> MirroredChunk:
         """Read one R2R chunk's metadata (*fallback_order* when it has no ``chunk_order``)."""
-        document_id = str(metadata.get(schema.SOURCE_DOCUMENT_ID) or "")
+        document_id = _document_id(metadata)
         title = metadata.get(schema.TITLE)
         semantic_identifier = metadata.get(schema.SEMANTIC_IDENTIFIER) or title or document_id
         link = metadata.get(schema.LINK)
         source_type = metadata.get(schema.SOURCE_TYPE)
         version = metadata.get(schema.VERSION)
         scope_key = metadata.get(schema.TENANT)
-        collections = tuple(_uuid(c) for c in collection_ids)
+        collections = tuple(
+            c if type(c) is uuid.UUID else uuid.UUID(str(c)) for c in collection_ids
+        )
+        hidden = hidden_collection is not None and _uuid(hidden_collection) in collections
         return cls(
             document_id=document_id,
             r2r_document_id=r2r_document_id,
@@ -88,10 +93,9 @@ class MirroredChunk:
             source_metadata=_source_metadata(metadata.get(schema.SOURCE_METADATA)),
             chunk_order=_int(metadata.get(schema.CHUNK_ORDER, fallback_order), fallback_order),
             score=score,
-            hidden=hidden_collection is not None
-            and str(hidden_collection) in {str(c) for c in collections},
+            hidden=hidden,
             version=str(version) if version is not None else None,
-            seq=_int(metadata.get(schema.SEQ, 0) or 0, 0),
+            seq=_seq(metadata),
             collection_ids=collections,
             scope_key=str(scope_key) if scope_key is not None else None,
             modified=_optional_int(metadata.get(schema.MODIFIED)),
@@ -117,22 +121,42 @@ class MirroredChunk:
         )
 
 
-def newest_versions(chunks: Sequence[MirroredChunk]) -> list[MirroredChunk]:
-    """Drop chunks of older versions of a document; keep the order of the rest (pure).
+def newest_versions(
+    items: Sequence[T], version_of: Callable[[T], tuple[str, int]] | None = None
+) -> list[T]:
+    """Drop the items of older versions of a document; keep the order of the rest (pure).
 
-    Chunks are grouped by host document id (by R2R document id when they have none, so
-    chunks written outside the engine are never dropped); within a group only the
-    chunks with the highest ``seq`` stay (several chunks of the newest version all stay).
+    Items are grouped by host document id (by R2R document id when they have none, so
+    chunks written outside the engine are never dropped); within a group only the items
+    with the highest ``seq`` stay (several chunks of the newest version all stay).
+    *version_of* gives an item's ``(group, seq)``: by default the item is a
+    :class:`MirroredChunk`; :func:`raw_version` reads R2R's hits and chunks unmapped.
     """
+    version = version_of or _chunk_version
+    versions = [version(item) for item in items]
     newest: dict[str, int] = {}
-    for chunk in chunks:
-        key = _group(chunk)
-        newest[key] = max(chunk.seq, newest.get(key, chunk.seq))
-    return [chunk for chunk in chunks if chunk.seq == newest[_group(chunk)]]
+    for group, seq in versions:
+        newest[group] = max(seq, newest.get(group, seq))
+    return [
+        item for item, (group, seq) in zip(items, versions, strict=True) if seq == newest[group]
+    ]
 
 
-def _group(chunk: MirroredChunk) -> str:
-    return chunk.document_id or str(chunk.r2r_document_id)
+def raw_version(item: SearchHit | R2RChunk) -> tuple[str, int]:
+    """The ``(group, seq)`` of an unmapped R2R hit or chunk (see :func:`newest_versions`)."""
+    return _document_id(item.metadata) or str(item.document_id), _seq(item.metadata)
+
+
+def _chunk_version(chunk: Any) -> tuple[str, int]:
+    return chunk.document_id or str(chunk.r2r_document_id), chunk.seq
+
+
+def _document_id(metadata: Mapping[str, Any]) -> str:
+    return str(metadata.get(schema.SOURCE_DOCUMENT_ID) or "")
+
+
+def _seq(metadata: Mapping[str, Any]) -> int:
+    return _int(metadata.get(schema.SEQ, 0) or 0, 0)
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:

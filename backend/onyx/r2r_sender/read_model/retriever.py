@@ -18,7 +18,7 @@ from onyx.r2r_sender.client import R2RClient, SearchMode
 from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.errors import R2RNotFoundError
 from onyx.r2r_sender.r2r_types import R2RChunk
-from onyx.r2r_sender.read_model.chunks import MirroredChunk, newest_versions
+from onyx.r2r_sender.read_model.chunks import MirroredChunk, newest_versions, raw_version
 from onyx.r2r_sender.read_model.scope import ResolvedScope, SearchScope
 
 logger = logging.getLogger(__name__)
@@ -82,11 +82,11 @@ class Retriever:
             limit=fetch_limit(limit),
             mode=mode,
         )
-        chunks = [
-            MirroredChunk.from_r2r(hit, hidden_collection=resolved.hidden_collection)
-            for hit in hits
+        hidden = _hidden(resolved)
+        return [
+            MirroredChunk.from_r2r(hit, hidden_collection=hidden)
+            for hit in newest_versions(hits, raw_version)[:limit]
         ]
-        return newest_versions(chunks)[:limit]
 
     def document_chunks(
         self, scope: SearchScope | ResolvedScope, r2r_ids: Sequence[uuid.UUID]
@@ -116,11 +116,15 @@ class Retriever:
             return list(pool.map(fetch, r2r_ids))
 
 
+def _hidden(resolved: ResolvedScope) -> uuid.UUID | None:
+    """The scope's hidden collection as a UUID (parsed once per call, not once per chunk)."""
+    return uuid.UUID(resolved.hidden_collection) if resolved.hidden_collection else None
+
+
 def _in_scope(chunks: list[R2RChunk], resolved: ResolvedScope) -> list[MirroredChunk]:
+    hidden = _hidden(resolved)
     mapped = [
-        MirroredChunk.from_r2r(
-            chunk, hidden_collection=resolved.hidden_collection, fallback_order=position
-        )
+        MirroredChunk.from_r2r(chunk, hidden_collection=hidden, fallback_order=position)
         for position, chunk in enumerate(chunks)
     ]
     ordered = sorted(zip(mapped, chunks, strict=True), key=lambda pair: pair[0].chunk_order)
