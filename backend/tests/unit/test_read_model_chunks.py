@@ -13,8 +13,7 @@ from onyx.r2r_sender import schema
 from onyx.r2r_sender.hosts import NEXTCLOUD
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.r2r_types import R2RChunk, SearchHit
-from onyx.r2r_sender.read_model import MirroredChunk, newest_versions
-from onyx.r2r_sender.read_model.chunks import raw_version
+from onyx.r2r_sender.read_model import MirroredChunk, newest_versions, raw_version
 
 SEQ_KEY = schema.SEQ
 
