@@ -165,8 +165,7 @@ def bench_search(settings, tenant: str, rounds: int, limit: int) -> None:
     hits_seen = 0
     for user, acl in USERS.items():
         filters = IndexFilters(access_control_list=acl)
-        scope = scope_from_index_filters(filters, tenant_id=tenant)
-        resolved = scope.resolve(reader.resolver.resolve(tenant, scope.labels, create=False))
+        resolved = reader.retriever.resolve(scope_from_index_filters(filters, tenant_id=tenant))
         assert resolved is not None
         raw_filter = resolved.r2r_filter()
         for query in QUERIES[:3]:  # warm-up: connections, JWT, caches

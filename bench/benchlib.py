@@ -31,13 +31,17 @@ from onyx.r2r_sender.ledger import get_engine, migrate  # noqa: E402
 
 
 def stack_env() -> dict[str, str]:
-    """The facts ``scripts/stack up`` wrote (brings the stack up first)."""
+    """The facts ``scripts/stack up`` wrote (brings the stack up first), read as the tests
+    read them: ``STACK_DIR`` names the stack (default ``<repo>/.stack``) and
+    ``ONYX_R2R_TEST_DB`` a test ledger database of this checkout's own, created when missing.
+    """
     subprocess.run([str(REPO / "scripts" / "stack"), "up", "--quiet"], check=True)
-    values: dict[str, str] = {}
-    for line in (REPO / ".stack" / "stack.env").read_text().splitlines():
-        if "=" in line and not line.startswith("#"):
-            key, _, value = line.partition("=")
-            values[key] = value
+    sys.path.insert(0, str(REPO / "backend" / "tests"))
+    from conftest import _ensure_database, read_stack_env  # the tests' reading of the stack
+
+    values = read_stack_env()
+    if os.environ.get("ONYX_R2R_TEST_DB"):
+        _ensure_database(values["ONYX_R2R_TEST_DATABASE_URL"])
     return values
 
 

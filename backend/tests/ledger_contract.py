@@ -91,7 +91,9 @@ def check_invalid_then_valid(ledger: DesiredStateLedger, tenant: str, apply: App
     assert ledger.desired_of(tenant, ["bad"])["bad"].status == "pending"
     # an earlier valid version stays recorded when a later copy is rejected
     ledger.record_invalid(tenant, "bad", "document 'bad': too big")
-    assert ledger.desired_of(tenant, ["bad"])["bad"].version == _doc(tenant, "bad", "now fine").version
+    assert (
+        ledger.desired_of(tenant, ["bad"])["bad"].version == _doc(tenant, "bad", "now fine").version
+    )
 
 
 def check_applied_lookups(ledger: DesiredStateLedger, tenant: str, apply: Apply) -> None:

@@ -19,10 +19,13 @@ httpx.  The README's "Engine API" section documents each group.
   :func:`host_redis`, :func:`host_engine`).
 * **Synchronous path** (no ledger, no Celery, no Redis): :class:`SyncApplier`,
   :class:`SyncOutcome`, :class:`LabelChange`, :class:`AppliedDocument`.
-* **Reading**: :func:`newest_versions` and the collection resolver
-  (:class:`CollectionResolver`).
+* **Reading** (one read model for every host): :class:`SearchScope` →
+  :class:`ResolvedScope` (R2R filter and the same rules evaluated locally),
+  :class:`Retriever` (search, chunks of documents), :class:`MirroredChunk`,
+  :func:`newest_versions`, and the label → collection :class:`CollectionResolver`.
 * **R2R and its errors**: :class:`R2RClient` (REST over httpx with retries),
-  :func:`make_client`, the error tree rooted at :class:`R2RError`, :func:`classify`,
+  :func:`make_client`, the engine's error tree rooted at :class:`BridgeError`
+  (R2R's errors under :class:`R2RError`), :class:`DeadLetterClass`, :func:`classify`,
   :func:`classify_failure`, typed results.
 * **Per-tenant credentials**: :class:`CredentialStore`, :func:`credentials_for`,
   :func:`export_state`.
@@ -81,15 +84,24 @@ _EXPORTS: dict[str, str] = {
     "SyncOutcome": "sync",
     "LabelChange": "sync",
     "AppliedDocument": "sync",
-    # reading
+    # reading: the one read model
     "CollectionResolver": "collections",
-    "newest_versions": "search",
-    "HIDDEN_LABEL": "search",
-    "tenant_filter": "search",
+    "SearchScope": "read_model",
+    "ResolvedScope": "read_model",
+    "MirroredChunk": "read_model",
+    "Retriever": "read_model",
+    "newest_versions": "read_model",
+    "raw_version": "read_model",
+    "scope_key_filter": "read_model",
+    "is_safe_metadata_key": "read_model",
+    "HIDDEN_FLAG": "read_model",
+    "HIDDEN_LABEL": "read_model",
     # R2R and errors
     "R2RClient": "client",
     "SearchMode": "client",
     "make_client": "connect",
+    "BridgeError": "errors",
+    "DeadLetterClass": "errors",
     "R2RError": "errors",
     "R2RAlreadyExistsError": "errors",
     "R2RAuthError": "errors",
@@ -111,6 +123,7 @@ _EXPORTS: dict[str, str] = {
     "export_state": "credentials",
     # settings
     "BridgeSettings": "config",
+    "SettingsError": "errors",
     "R2RCredentials": "config",
     "Secret": "config",
 }

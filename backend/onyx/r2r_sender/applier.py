@@ -18,7 +18,7 @@ Contract of :meth:`Applier.apply`
   read-back shows ``ingestion_status == success``) and given its grants;
   only then are the old version and any orphan of an interrupted attempt
   deleted.  At every instant one complete version is searchable; searches made
-  through :mod:`onyx.r2r_sender.search` keep only the newest version of a
+  through :mod:`onyx.r2r_sender.read_model` keep only the newest version of a
   document, raw R2R searches may briefly see two.
 * Every step is idempotent, so a crash anywhere leaves a state the next apply
   completes.  Raises the client's :class:`~onyx.r2r_sender.errors.R2RError`
@@ -246,7 +246,9 @@ class Applier:
             writes += self._grant(claim, r2r_id, label, collection_id)
         return writes
 
-    def _grant(self, claim: ApplyTask, r2r_id: uuid.UUID, label: str, collection_id: uuid.UUID) -> int:
+    def _grant(
+        self, claim: ApplyTask, r2r_id: uuid.UUID, label: str, collection_id: uuid.UUID
+    ) -> int:
         try:
             return int(self.client.add_document_to_collection(collection_id, r2r_id))
         except R2RNotFoundError as exc:

@@ -180,9 +180,7 @@ def cmd_status(args: argparse.Namespace, settings: BridgeSettings) -> int:
     return 0
 
 
-def _send(
-    sender: MirrorSender, ops: Sequence[Op], batch_size: int, totals: PushTotals
-) -> None:
+def _send(sender: MirrorSender, ops: Sequence[Op], batch_size: int, totals: PushTotals) -> None:
     batch: list[dict[str, Any]] = []
 
     def flush() -> None:
@@ -397,18 +395,17 @@ def cmd_beat(args: argparse.Namespace, settings: BridgeSettings) -> int:
 def cmd_search(args: argparse.Namespace, settings: BridgeSettings) -> int:
     from onyx.r2r_sender.collections import CollectionResolver
     from onyx.r2r_sender.connect import make_client
-    from onyx.r2r_sender.search import MirrorSearch
+    from onyx.r2r_sender.read_model import Retriever, SearchScope
 
     ledger = Ledger.from_settings(settings)
+    scope = SearchScope(scope_key=args.tenant, principals=tuple(args.acl))
     with make_client(settings.credentials, settings) as client:
-        hits = MirrorSearch(client, CollectionResolver(client, ledger)).search(
-            args.tenant, args.query, acl=args.acl, limit=args.limit, mode=args.mode
-        )
+        retriever = Retriever(client, CollectionResolver(client, ledger))
+        hits = retriever.search(scope, args.query, mode=args.mode, limit=args.limit)
     print(f"{len(hits)} hits for {args.query!r} as {', '.join(args.acl)}:")
     for hit in hits:
-        title = hit.metadata.get("title", "")
         snippet = " ".join(hit.text.split())[:100]
-        print(f"  {hit.score:.3f}  {hit.metadata.get('source_document_id')}  {title!r}: {snippet}")
+        print(f"  {hit.score or 0.0:.3f}  {hit.document_id}  {hit.title or ''!r}: {snippet}")
     return 0
 
 

@@ -53,7 +53,9 @@ class InMemoryLedger:
                 row = self._rows.get((tenant_id, doc_id))
                 recorded = list(row.labels) if row is not None and not row.deleted else []
                 labels = doc.merged_labels(recorded)
-                rejected = row is not None and row.last_error_class == DeadLetterClass.INVALID_DOCUMENT
+                rejected = (
+                    row is not None and row.last_error_class == DeadLetterClass.INVALID_DOCUMENT
+                )
                 if row is None or rejected or row.deleted or row.version != doc.version:
                     self._rows[(tenant_id, doc_id)] = _Row(
                         version=doc.version,
@@ -160,7 +162,9 @@ class InMemoryLedger:
             live = [
                 (doc_id, row.applied_r2r_id)
                 for (tenant, doc_id), row in self._rows.items()
-                if tenant == tenant_id and row.applied_r2r_id is not None and not row.applied_deleted
+                if tenant == tenant_id
+                and row.applied_r2r_id is not None
+                and not row.applied_deleted
             ]
         return dict(random.sample(live, min(max(1, n), len(live))))
 

@@ -193,7 +193,8 @@ def _modified(document_id: str, value: Any) -> int:
         return int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidDocumentError(
-            document_id, f"modified must be epoch seconds (a non-negative integer), got {value!r:.40}"
+            document_id,
+            f"modified must be epoch seconds (a non-negative integer), got {value!r:.40}",
         )
     return value
 

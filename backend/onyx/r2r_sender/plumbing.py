@@ -34,6 +34,7 @@ from onyx.r2r_sender.desired_state import DesiredStateLedger
 from onyx.r2r_sender.doorbell import Doorbell
 from onyx.r2r_sender.hosts import TenantScope
 from onyx.r2r_sender.ledger import Ledger
+from onyx.r2r_sender.read_model import Retriever
 from onyx.r2r_sender.sender import Converter, MirrorSender, record_converter
 
 HOST_CONNECT_TIMEOUT = 3  # seconds, database and Redis connects
@@ -150,6 +151,11 @@ class Reader:
     client: R2RClient
     resolver: CollectionResolver
     ledger: DesiredStateLedger
+
+    @property
+    def retriever(self) -> Retriever:
+        """The engine's read model on this client and resolver (cheap: built per call)."""
+        return Retriever(self.client, self.resolver)
 
     def applied_r2r_ids(self, tenant_id: str, document_ids: list[str]) -> dict[str, uuid.UUID]:
         """The R2R id of the applied version of each mirrored document among *document_ids*."""

@@ -254,7 +254,9 @@ class MirrorSender:
         try:
             return self.ledger.known_live(self.tenant_id, ids)
         except Exception as exc:
-            raise SenderError(f"could not look up {len(ids)} documents: {type(exc).__name__}") from exc
+            raise SenderError(
+                f"could not look up {len(ids)} documents: {type(exc).__name__}"
+            ) from exc
 
     # -------------------------------------------------------------- helpers
     def _reject(self, report: BatchReport, document_id: str, reason: str) -> None:

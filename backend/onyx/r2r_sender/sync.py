@@ -325,9 +325,7 @@ class SyncApplier:
             record = records[doc_id]
             applied = record.applied()
             if applied is None:
-                return SyncOutcome(
-                    doc_id, "not_found", reason=f"document {doc_id!r} is not in R2R"
-                )
+                return SyncOutcome(doc_id, "not_found", reason=f"document {doc_id!r} is not in R2R")
             try:
                 change = changes[doc_id]
                 held = self.resolver.labels_of(scope.key, applied.document.collection_ids)
@@ -338,9 +336,9 @@ class SyncApplier:
                     )
                     return SyncOutcome(doc_id, "deleted", writes=writes)
                 stale = [c for c in record.candidates if c is not applied]
-                return _done(doc_id, self.applier.apply(
-                    self._task(scope, doc_id, applied, stale, labels)
-                ))
+                return _done(
+                    doc_id, self.applier.apply(self._task(scope, doc_id, applied, stale, labels))
+                )
             except Exception as exc:  # noqa: BLE001 - reported per document
                 return _failure(doc_id, exc)
 
@@ -444,7 +442,9 @@ def _prefixed(doc_id: str, prefix: str, values: Collection[str]) -> set[str]:
     out: set[str] = set()
     for value in values:
         if not isinstance(value, str) or not value.strip():
-            raise InvalidDocumentError(doc_id, f"label values must be non-empty strings, got {value!r:.80}")
+            raise InvalidDocumentError(
+                doc_id, f"label values must be non-empty strings, got {value!r:.80}"
+            )
         out.add(prefix + value)
     return out
 

@@ -35,9 +35,9 @@ from onyx.r2r_sender.ledger import Claim, Ledger, LockSession, Outcome
 from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.payload import PreparedDocument, SourceDocument, prepare
-from onyx.r2r_sender.r2r_types import R2RDocument, SearchHit
+from onyx.r2r_sender.r2r_types import R2RDocument
+from onyx.r2r_sender.read_model import MirroredChunk, Retriever, SearchScope
 from onyx.r2r_sender.reconcile import iter_tenant_documents
-from onyx.r2r_sender.search import MirrorSearch
 
 
 # ------------------------------------------------------------------ polling
@@ -366,18 +366,48 @@ def purge_tenant(client: R2RClient, ledger: Ledger, tenant_id: str) -> None:
         list(pool.map(delete_collection, collections))
 
 
+class ScopeSearch:
+    """Searches one scope key as a set of principals through the engine's :class:`Retriever`.
+
+    ``acl=None`` means no ACL restriction; ``document_sets`` (when given) restricts hits
+    to those sets (the scope's forced sets).
+    """
+
+    def __init__(self, retriever: Retriever) -> None:
+        self.retriever = retriever
+
+    def search(
+        self,
+        tenant_id: str,
+        query: str,
+        *,
+        acl: Sequence[str] | None,
+        document_sets: Sequence[str] | None = None,
+        include_hidden: bool = False,
+        limit: int = 10,
+        mode: Any = "semantic",
+    ) -> list[MirroredChunk]:
+        scope = SearchScope(
+            scope_key=tenant_id,
+            principals=None if acl is None else tuple(acl),
+            include_hidden=include_hidden,
+            forced_sets=None if document_sets is None else tuple(document_sets),
+        )
+        return self.retriever.search(scope, query, mode=mode, limit=limit)
+
+
 class PatientSearch:
-    """:class:`MirrorSearch` that waits out transient R2R errors (up to *patience* seconds).
+    """:class:`ScopeSearch` that waits out transient R2R errors (up to *patience* seconds).
 
     The embedding stub is shared by every test on the machine; another test may be
     simulating an embedding outage (semantic searches embed the query) at any moment.
     """
 
-    def __init__(self, search: MirrorSearch, patience: float = 120.0) -> None:
+    def __init__(self, search: ScopeSearch, patience: float = 120.0) -> None:
         self.inner = search
         self.patience = patience
 
-    def search(self, *args: Any, **kwargs: Any) -> list[SearchHit]:
+    def search(self, *args: Any, **kwargs: Any) -> list[MirroredChunk]:
         deadline = time.monotonic() + self.patience
         while True:
             try:
@@ -388,24 +418,20 @@ class PatientSearch:
                 time.sleep(1.0)
 
 
-def raw_mirror_search(client: R2RClient, ledger: Ledger) -> MirrorSearch:
-    return MirrorSearch(client, CollectionResolver(client, ledger))
+def raw_mirror_search(client: R2RClient, ledger: Ledger) -> ScopeSearch:
+    return ScopeSearch(Retriever(client, CollectionResolver(client, ledger)))
 
 
 def mirror_search(client: R2RClient, ledger: Ledger) -> PatientSearch:
     return PatientSearch(raw_mirror_search(client, ledger))
 
 
-def hit_sources(hits: Iterable[SearchHit]) -> set[str]:
-    return {str(h.metadata.get("source_document_id")) for h in hits}
+def hit_sources(hits: Iterable[MirroredChunk]) -> set[str]:
+    return {h.document_id for h in hits}
 
 
-def versions_seen(hits: Iterable[SearchHit], document_id: str) -> set[str]:
-    return {
-        str(h.metadata.get(VERSION_KEY))
-        for h in hits
-        if h.metadata.get("source_document_id") == document_id
-    }
+def versions_seen(hits: Iterable[MirroredChunk], document_id: str) -> set[str]:
+    return {str(h.version) for h in hits if h.document_id == document_id}
 
 
 def expected_r2r_id(ledger: Ledger, tenant_id: str, document_id: str) -> uuid.UUID:
@@ -563,6 +589,7 @@ __all__ = [
     "PatientSearch",
     "Poll",
     "RecordingClient",
+    "ScopeSearch",
     "assert_no_embedding",
     "by_source",
     "collection_document_ids",

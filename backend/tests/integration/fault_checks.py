@@ -27,8 +27,9 @@ from redis import Redis
 from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.chunking import split_text
 from onyx.r2r_sender.client import R2RClient
-from onyx.r2r_sender.collections import TENANT_LABEL, collection_name
+from onyx.r2r_sender.collections import TENANT_LABEL
 from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.hosts import onyx_collection_name as collection_name
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.ledger import Ledger
 from onyx.r2r_sender.metrics import Counters

@@ -24,7 +24,7 @@ from engine_checks import (
 )
 
 from onyx.r2r_sender.client import R2RClient
-from onyx.r2r_sender.collections import collection_name
+from onyx.r2r_sender.hosts import onyx_collection_name as collection_name
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.ledger import Ledger
 

@@ -45,8 +45,9 @@ from sqlalchemy import text
 from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.applier import Applier, classify_failure
 from onyx.r2r_sender.client import R2RClient
-from onyx.r2r_sender.collections import CollectionResolver, collection_name
+from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.errors import R2RFatalError, R2RNotFoundError
+from onyx.r2r_sender.hosts import onyx_collection_name as collection_name
 from onyx.r2r_sender.ids import r2r_version_id
 from onyx.r2r_sender.ledger import Ledger, LockSession
 from onyx.r2r_sender.payload import SourceDocument, prepare
@@ -166,7 +167,7 @@ def test_mirror_and_acl_filtered_search(
         assert found is not None and found.id == cid, label
     assert len(set(mapped.values())) == len(all_labels)  # one collection per label
 
-    # MirrorSearch as each set of principals returns exactly what they may see
+    # the engine's Retriever as each set of principals returns exactly what they may see
     search = mirror_search(r2r, ledger)
 
     def visible(*acl: str, **kwargs) -> set[str]:
@@ -176,7 +177,7 @@ def test_mirror_and_acl_filtered_search(
             for label, cid in ledger.collection_ids(tenant_id, [f"acl:{p}" for p in acl]).items()
         }
         for hit in hits:  # every hit is reachable through one of the principals
-            assert hit.metadata["tenant_id"] == tenant_id
+            assert hit.scope_key == tenant_id
             assert set(hit.collection_ids) & allowed, hit
         return hit_sources(hits)
 
@@ -775,14 +776,14 @@ def test_tenant_isolation(settings, purge, ledger, tenant_id, workers, make_send
         hits = mirror_search(r2r, ledger).search(
             tenant, "albatross report", acl=["PUBLIC", "group:eng"], limit=50
         )
-        assert hits and {h.document_id for h in hits} == own_ids
-        assert {h.metadata["tenant_id"] for h in hits} == {tenant}
+        assert hits and {h.r2r_document_id for h in hits} == own_ids
+        assert {h.scope_key for h in hits} == {tenant}
         assert all(f"owned by {tenant}" in h.text for h in hits)
         # no ACL restriction (admin search): the tenant's metadata alone scopes it
         unrestricted = mirror_search(r2r, ledger).search(
             tenant, "albatross report", acl=None, limit=50
         )
-        assert unrestricted and {h.document_id for h in unrestricted} == own_ids
+        assert unrestricted and {h.r2r_document_id for h in unrestricted} == own_ids
 
 
 # --------------------------------------------------- 10. retry then success

@@ -23,8 +23,8 @@ from onyx.r2r_sender.ledger import Ledger
 from onyx.r2r_sender.ledger import ops as ledger_ops
 from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.r2r_sender.payload import SourceDocument
+from onyx.r2r_sender.read_model import Retriever, SearchScope
 from onyx.r2r_sender.reconcile import reconcile_tenant
-from onyx.r2r_sender.search import MirrorSearch
 
 pytestmark = pytest.mark.integration
 
@@ -50,9 +50,10 @@ def _docs(prefix: str, n: int, word: str) -> list[SourceDocument]:
 
 def _public_hits(settings, ledger, tenant_id: str, word: str) -> set[str]:
     with make_r2r(settings) as client:
-        search = MirrorSearch(client, CollectionResolver(client, ledger))
-        hits = search.search(tenant_id, word, acl=["PUBLIC"], limit=100, mode="fulltext")
-    return {str(h.metadata["source_document_id"]) for h in hits}
+        retriever = Retriever(client, CollectionResolver(client, ledger))
+        scope = SearchScope(scope_key=tenant_id, principals=("PUBLIC",))
+        hits = retriever.search(scope, word, limit=100, mode="fulltext")
+    return {h.document_id for h in hits}
 
 
 # ---------------------------------------------------------------- reconcile

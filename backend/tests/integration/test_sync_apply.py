@@ -18,7 +18,7 @@ from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.connect import make_client
 from onyx.r2r_sender.hosts import NEXTCLOUD, ONYX, TenantScope
 from onyx.r2r_sender.payload import SourceDocument
-from onyx.r2r_sender.search import newest_versions
+from onyx.r2r_sender.read_model import newest_versions, raw_version
 from onyx.r2r_sender.sync import LabelChange, SyncApplier
 
 pytestmark = pytest.mark.integration
@@ -70,7 +70,7 @@ def held(client: R2RClient, scope: TenantScope, doc_id: str) -> list:
 def search_sources(client: R2RClient, scope: TenantScope, query: str, **extra) -> list[str]:
     filters = {"$and": [{"metadata.tenant_id": {"$eq": scope.key}}, *extra.get("clauses", [])]}
     hits = client.search(query, filters=filters, limit=50)
-    return [str(h.metadata[schema.SOURCE_DOCUMENT_ID]) for h in newest_versions(hits)]
+    return [str(h.metadata[schema.SOURCE_DOCUMENT_ID]) for h in newest_versions(hits, raw_version)]
 
 
 def test_apply_then_reapply_is_unchanged_with_zero_writes(applier, r2r, scope) -> None:
@@ -103,7 +103,7 @@ def test_a_new_version_replaces_without_a_gap(applier, r2r, scope) -> None:
             ]
         }
         while not stop.is_set():
-            hits = newest_versions(r2r.search("pears text", filters=filters, limit=20))
+            hits = newest_versions(r2r.search("pears text", filters=filters, limit=20), raw_version)
             seen.append([str(h.metadata[schema.SOURCE_DOCUMENT_ID]) for h in hits])
             versions.append({str(h.metadata[schema.VERSION]) for h in hits})
 
@@ -168,8 +168,9 @@ def test_a_fresh_process_reads_labels_back_from_r2r(applier, r2r, scope, setting
     res = fresh.update_labels(scope, {doc_id: LabelChange(grant=["bob"])})
     assert res[doc_id].status == "applied"
     labels = set(
-        fresh.resolver.labels_of(scope.key, fresh.lookup(scope, [doc_id])[doc_id].collection_ids)
-        .values()
+        fresh.resolver.labels_of(
+            scope.key, fresh.lookup(scope, [doc_id])[doc_id].collection_ids
+        ).values()
     )
     assert labels == {"acl:ünï cödé, user", "acl:bob", "set:files__default"}
 

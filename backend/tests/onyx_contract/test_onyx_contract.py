@@ -297,24 +297,28 @@ def test_hits_map_to_onyx_inference_chunks() -> None:
 
     from onyx.document_index.r2r.chunk_mapping import inference_chunk_fields
     from onyx.document_index.r2r.r2r_index import _inference_chunk
+    from onyx.r2r_sender.read_model import MirroredChunk
 
     hidden = uuid.uuid4()
     chunk = _inference_chunk(
         **inference_chunk_fields(
-            text="Quokkas. More text.",
-            metadata={
-                "source_document_id": "d1",
-                "title": "T",
-                "semantic_identifier": "S",
-                "link": "https://x",
-                "source_type": "confluence",
-                "updated_at": "2026-05-06T07:08:09+00:00",
-                "source_metadata": {"k": "v", "n": 1},
-                "chunk_order": 3,
-            },
-            collection_ids=[hidden],
-            score=0.02,
-            hidden_collection=str(hidden),
+            MirroredChunk.from_metadata(
+                r2r_document_id=uuid.uuid4(),
+                text="Quokkas. More text.",
+                metadata={
+                    "source_document_id": "d1",
+                    "title": "T",
+                    "semantic_identifier": "S",
+                    "link": "https://x",
+                    "source_type": "confluence",
+                    "updated_at": "2026-05-06T07:08:09+00:00",
+                    "source_metadata": {"k": "v", "n": 1},
+                    "chunk_order": 3,
+                },
+                collection_ids=[hidden],
+                score=0.02,
+                hidden_collection=str(hidden),
+            )
         )
     )
     assert isinstance(chunk, InferenceChunk)
@@ -322,11 +326,14 @@ def test_hits_map_to_onyx_inference_chunks() -> None:
     assert chunk.unique_id == "d1__3" and chunk.hidden and chunk.metadata == {"k": "v", "n": "1"}
     odd = _inference_chunk(
         **inference_chunk_fields(
-            text="x",
-            metadata={"source_document_id": "d2", "source_type": "not-a-source"},
-            collection_ids=[],
-            score=None,
-            hidden_collection=None,
+            MirroredChunk.from_metadata(
+                r2r_document_id=uuid.uuid4(),
+                text="x",
+                metadata={"source_document_id": "d2", "source_type": "not-a-source"},
+                collection_ids=[],
+                score=None,
+                hidden_collection=None,
+            )
         )
     )
     assert odd.source_type is DocumentSource.NOT_APPLICABLE

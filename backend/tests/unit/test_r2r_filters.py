@@ -1,42 +1,24 @@
-"""IndexFilters-shaped objects → R2R filters and the same rules evaluated locally."""
+"""Onyx's rules: IndexFilters-shaped objects → the engine's SearchScope (then its filters).
+
+The rules every host shares (ACL matching, hidden, sets, knowledge scope, document ids)
+are tested on the engine's SearchScope in test_read_model.py.
+"""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from onyx_shaped import DocumentSource, IndexFilters, Tag, TimeRange
+from scope_cases import IDS, TENANT, chunk, cid
 
-from onyx.document_index.r2r.filters import iso_utc, scope_from_index_filters
-
-TENANT = "tenant_a"
-IDS = {
-    "tenant": uuid.uuid4(),
-    "flag:hidden": uuid.uuid4(),
-    "acl:PUBLIC": uuid.uuid4(),
-    "acl:user_email:alice@x.io": uuid.uuid4(),
-    "acl:group:eng": uuid.uuid4(),
-    "set:handbook": uuid.uuid4(),
-    "set:legal": uuid.uuid4(),
-}
-
-
-def cid(label: str) -> str:
-    return str(IDS[label])
+from onyx.document_index.r2r.filters import scope_from_index_filters
+from onyx.r2r_sender.read_model import iso_utc
 
 
 def resolve(filters: IndexFilters, include_hidden: bool = False, known=None):
     scope = scope_from_index_filters(filters, tenant_id=TENANT, include_hidden=include_hidden)
     return scope, scope.resolve(IDS if known is None else known)
-
-
-def chunk(*labels: str, **metadata):
-    return [cid(label) for label in labels], {
-        "source_document_id": "d1",
-        "tenant_id": TENANT,
-        **metadata,
-    }
 
 
 def test_acl_always_lets_public_through_and_resolves_known_principals() -> None:
@@ -51,53 +33,9 @@ def test_acl_always_lets_public_through_and_resolves_known_principals() -> None:
     assert {"collection_ids": {"$nin": [cid("flag:hidden")]}} in flt
 
 
-def test_acl_matching_locally() -> None:
-    _, rs = resolve(IndexFilters(access_control_list=["user_email:alice@x.io"]))
-    assert rs.matches(*chunk("acl:user_email:alice@x.io"))
-    assert rs.matches(*chunk("acl:PUBLIC"))
-    assert not rs.matches(*chunk("acl:group:eng"))
-    assert not rs.matches(*chunk())  # in no ACL collection: nobody sees it (fail closed)
-    # another tenant's document (or one without the tenant in its metadata)
-    assert not rs.matches(*chunk("acl:PUBLIC", tenant_id="tenant_b"))
-    assert not rs.matches([cid("acl:PUBLIC")], {"source_document_id": "x"})
-
-
-def test_no_acl_restriction_is_tenant_only() -> None:
-    scope, rs = resolve(IndexFilters(access_control_list=None))
-    assert scope.principals is None
-    assert rs.collection_ids is None  # no ACL restriction: the tenant filter only
-    assert {"metadata.tenant_id": {"$eq": TENANT}} in rs.r2r_filter()["$and"]
-    assert rs.matches(*chunk("acl:group:eng"))
-    assert rs.matches(*chunk())
-    assert not rs.matches(*chunk("acl:group:eng", tenant_id="tenant_b"))
-
-
 def test_empty_acl_means_public_only() -> None:
     _, rs = resolve(IndexFilters(access_control_list=[]))
     assert rs.collection_ids == [cid("acl:PUBLIC")]
-
-
-def test_unknown_principals_match_nothing() -> None:
-    known = {k: v for k, v in IDS.items() if k != "acl:PUBLIC"}
-    _, rs = resolve(IndexFilters(access_control_list=["user_email:nobody@x.io"]), known=known)
-    assert rs is None
-    # a tenant with no collection yet: no ACL collection can match, the tenant filter still applies
-    _, rs = resolve(IndexFilters(access_control_list=None), known={})
-    assert rs is not None and rs.collection_ids is None
-    assert not rs.matches([], {"source_document_id": "d1", "tenant_id": "tenant_b"})
-
-
-def test_hidden_excluded_unless_included() -> None:
-    _, rs = resolve(IndexFilters(access_control_list=None))
-    assert not rs.matches(*chunk("flag:hidden"))
-    _, rs = resolve(IndexFilters(access_control_list=None), include_hidden=True)
-    assert rs.matches(*chunk("flag:hidden"))
-    assert all("$nin" not in str(c) for c in rs.r2r_filter()["$and"])
-    assert rs.hidden_collection == cid("flag:hidden")  # still known (for the hidden field)
-    # a tenant that never hid anything has no hidden collection: nothing to exclude
-    known = {k: v for k, v in IDS.items() if k != "flag:hidden"}
-    _, rs = resolve(IndexFilters(access_control_list=None), known=known)
-    assert rs.hidden is None
 
 
 def test_source_types_and_tags() -> None:
@@ -129,24 +67,6 @@ def test_only_unsafe_tags_match_nothing() -> None:
     assert scope.impossible and rs is None
 
 
-def test_knowledge_scope_is_an_or_of_sets_and_attached_documents() -> None:
-    _, rs = resolve(
-        IndexFilters(
-            access_control_list=None, document_set=["handbook"], attached_document_ids=["d9"]
-        )
-    )
-    clause = next(c for c in rs.r2r_filter()["$and"] if "$or" in c)
-    assert clause == {
-        "$or": [
-            {"collection_ids": {"$overlap": [cid("set:handbook")]}},
-            {"metadata.source_document_id": {"$in": ["d9"]}},
-        ]
-    }
-    assert rs.matches(*chunk("set:handbook"))
-    assert rs.matches(*chunk(source_document_id="d9"))
-    assert not rs.matches(*chunk("set:legal"))
-
-
 def test_unsupported_knowledge_scope_fails_closed() -> None:
     # persona/project/hierarchy scopes are not mirrored: alone they match nothing ...
     for filters in (
@@ -161,20 +81,6 @@ def test_unsupported_knowledge_scope_fails_closed() -> None:
     )
     assert rs.matches(*chunk("set:handbook"))
     assert not rs.matches(*chunk("set:legal"))
-
-
-def test_forced_document_set_is_an_and_clause() -> None:
-    _, rs = resolve(
-        IndexFilters(
-            access_control_list=None, document_set=["handbook"], forced_document_set=["legal"]
-        )
-    )
-    flt = rs.r2r_filter()["$and"]
-    assert {"collection_ids": {"$overlap": [cid("set:legal")]}} in flt
-    assert not rs.matches(*chunk("set:handbook"))
-    assert rs.matches(*chunk("set:handbook", "set:legal"))
-    # a forced set nobody is in: nothing matches
-    assert resolve(IndexFilters(access_control_list=None, forced_document_set=["none"]))[1] is None
 
 
 def test_updated_at_range() -> None:
@@ -216,6 +122,31 @@ def test_other_tenant_in_filters_matches_nothing() -> None:
     assert scope.impossible and rs is None
     _, rs = resolve(IndexFilters(access_control_list=None, tenant_id=TENANT))
     assert rs is not None
+
+
+def test_generic_rules_reach_the_engine_scope() -> None:
+    scope = scope_from_index_filters(
+        IndexFilters(
+            access_control_list=None,
+            document_set=["handbook"],
+            attached_document_ids=["d9"],
+            forced_document_set=["legal"],
+        ),
+        tenant_id=TENANT,
+        include_hidden=True,
+    )
+    assert scope.scope_key == TENANT and scope.principals is None and scope.include_hidden
+    assert scope.knowledge_scoped and scope.knowledge_sets == ("handbook",)
+    assert scope.knowledge_document_ids == ("d9",) and scope.forced_sets == ("legal",)
+    assert scope.document_ids is None and scope.impossible is None
+
+
+def test_a_tenant_id_that_reads_as_another_hosts_scope_key_matches_nothing() -> None:
+    # an Onyx tenant "nextcloud:x" would otherwise search a Nextcloud instance's chunks
+    scope = scope_from_index_filters(
+        IndexFilters(access_control_list=None), tenant_id="nextcloud:public"
+    )
+    assert scope.impossible and scope.resolve(IDS) is None
 
 
 @pytest.mark.parametrize("key", ["a.b", "a'b", 'a"b', "a,b", "a{b", "a}b", "a\\b", "a\x01b", ""])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.payload import SourceDocument, prepare
-from onyx.r2r_sender.search import HIDDEN_LABEL
+from onyx.r2r_sender.read_model import HIDDEN_LABEL
 
 SETTINGS = BridgeSettings()
 

@@ -25,6 +25,7 @@ from onyx_shaped import (
 
 from onyx.document_index.r2r.chunk_mapping import inference_chunk_fields, make_blurb
 from onyx.document_index.r2r.index_core import SEMANTIC_RETRIEVAL_UNSUPPORTED, R2RIndexCore
+from onyx.r2r_sender.read_model import MirroredChunk
 from onyx.r2r_sender.sender import BatchReport
 
 
@@ -236,20 +237,23 @@ def test_stream_errors_propagate() -> None:
 def test_inference_chunk_fields() -> None:
     hidden = uuid.uuid4()
     fields = inference_chunk_fields(
-        text="First sentence. Second one.",
-        metadata={
-            "source_document_id": "doc-1",
-            "title": "The title",
-            "semantic_identifier": "Doc one",
-            "link": "https://x/1",
-            "source_type": "confluence",
-            "updated_at": "2026-05-06T07:08:09+00:00",
-            "source_metadata": {"space": "ENG", "labels": ["a", "b"], "n": 3},
-            "chunk_order": 4,
-        },
-        collection_ids=[hidden],
-        score=0.5,
-        hidden_collection=str(hidden),
+        MirroredChunk.from_metadata(
+            r2r_document_id=uuid.uuid4(),
+            text="First sentence. Second one.",
+            metadata={
+                "source_document_id": "doc-1",
+                "title": "The title",
+                "semantic_identifier": "Doc one",
+                "link": "https://x/1",
+                "source_type": "confluence",
+                "updated_at": "2026-05-06T07:08:09+00:00",
+                "source_metadata": {"space": "ENG", "labels": ["a", "b"], "n": 3},
+                "chunk_order": 4,
+            },
+            collection_ids=[hidden],
+            score=0.5,
+            hidden_collection=str(hidden),
+        )
     )
     chunk = InferenceChunk(**fields)
     assert chunk.document_id == "doc-1" and chunk.chunk_id == 4
@@ -263,12 +267,15 @@ def test_inference_chunk_fields() -> None:
 
 def test_inference_chunk_fields_defaults() -> None:
     fields = inference_chunk_fields(
-        text="x",
-        metadata={"source_document_id": "d"},
-        collection_ids=[],
-        score=None,
-        hidden_collection=None,
-        fallback_chunk_id=2,
+        MirroredChunk.from_metadata(
+            r2r_document_id=uuid.uuid4(),
+            text="x",
+            metadata={"source_document_id": "d"},
+            collection_ids=[],
+            score=None,
+            hidden_collection=None,
+            fallback_order=2,
+        )
     )
     assert fields["semantic_identifier"] == "d" and fields["title"] is None
     assert fields["source_type"] == "not_applicable" and fields["chunk_id"] == 2

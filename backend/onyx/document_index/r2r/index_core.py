@@ -24,14 +24,12 @@ import dataclasses
 import logging
 import random
 import threading
-import uuid
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from onyx.document_index.r2r.chunk_mapping import inference_chunk_fields
-from onyx.document_index.r2r.filters import ResolvedScope, scope_from_index_filters
+from onyx.document_index.r2r.filters import scope_from_index_filters
 from onyx.r2r_integration.onyx_shapes import (
     document_access_acl,
     enum_value,
@@ -41,11 +39,9 @@ from onyx.r2r_integration.onyx_shapes import (
 from onyx.r2r_integration.policy import index_owns_content
 from onyx.r2r_integration.sender import R2RDocumentSender
 from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
-from onyx.r2r_sender.errors import R2RNotFoundError
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.payload import SourceDocument
-from onyx.r2r_sender.r2r_types import R2RChunk
-from onyx.r2r_sender.search import newest_versions
+from onyx.r2r_sender.read_model import MirroredChunk, ResolvedScope
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +51,6 @@ SEMANTIC_RETRIEVAL_UNSUPPORTED = (
     "Onyx's query embedding is unusable and this call carries no query text. Onyx "
     "(a7d66a8) never calls it; use hybrid_retrieval or keyword_retrieval."
 )
-MAX_FETCH_WORKERS = 8
 
 ChunkFactory = Callable[..., Any]
 RecordFactory = Callable[[str, bool], Any]
@@ -355,11 +350,7 @@ class R2RIndexCore:
         scope = scope_from_index_filters(
             filters, tenant_id=self.tenant_id, include_hidden=include_hidden
         )
-        if scope.impossible is not None:
-            logger.info("r2r retrieval matches nothing: %s", scope.impossible)
-            return reader, None
-        known = reader.resolver.resolve(self.tenant_id, scope.labels, create=False)
-        return reader, scope.resolve(known)
+        return reader, reader.retriever.resolve(scope)
 
     def _search(
         self,
@@ -374,26 +365,8 @@ class R2RIndexCore:
         reader, resolved = self._scope(filters, include_hidden)
         if resolved is None:
             return []
-        limit = min(num_to_retrieve, 1000)
-        hits = reader.client.search(
-            query,
-            collection_ids=resolved.collection_ids,
-            filters=resolved.r2r_filter(),
-            limit=min(1000, max(limit * 2, limit + 10)),
-            mode=mode,
-        )
-        return [
-            self.chunk_factory(
-                **inference_chunk_fields(
-                    text=hit.text,
-                    metadata=hit.metadata,
-                    collection_ids=hit.collection_ids,
-                    score=hit.score,
-                    hidden_collection=resolved.hidden_collection,
-                )
-            )
-            for hit in newest_versions(hits)[:limit]
-        ]
+        chunks = reader.retriever.search(resolved, query, mode=mode, limit=num_to_retrieve)
+        return [self._chunk(chunk) for chunk in chunks]
 
     def hybrid_retrieval(
         self,
@@ -423,29 +396,8 @@ class R2RIndexCore:
         """Not servable: raises :class:`NotImplementedError` (see module README)."""
         raise NotImplementedError(SEMANTIC_RETRIEVAL_UNSUPPORTED)
 
-    def _document_chunks(self, reader: Any, r2r_ids: Sequence[uuid.UUID]) -> list[list[R2RChunk]]:
-        def fetch(r2r_id: uuid.UUID) -> list[R2RChunk]:
-            try:
-                return reader.client.list_document_chunks(r2r_id)
-            except R2RNotFoundError:  # replaced or deleted meanwhile: reads as empty
-                return []
-
-        if len(r2r_ids) <= 1:
-            return [fetch(r) for r in r2r_ids]
-        with ThreadPoolExecutor(max_workers=min(MAX_FETCH_WORKERS, len(r2r_ids))) as pool:
-            return list(pool.map(fetch, r2r_ids))
-
-    def _chunk(self, chunk: R2RChunk, resolved: ResolvedScope, position: int) -> Any:
-        return self.chunk_factory(
-            **inference_chunk_fields(
-                text=chunk.text,
-                metadata=chunk.metadata,
-                collection_ids=chunk.collection_ids,
-                score=None,
-                hidden_collection=resolved.hidden_collection,
-                fallback_chunk_id=position,
-            )
-        )
+    def _chunk(self, chunk: MirroredChunk) -> Any:
+        return self.chunk_factory(**inference_chunk_fields(chunk))
 
     def id_based_retrieval(
         self,
@@ -465,22 +417,17 @@ class R2RIndexCore:
         doc_ids = list(dict.fromkeys(str(field_of(r, "document_id")) for r in chunk_requests))
         applied = reader.applied_r2r_ids(self.tenant_id, doc_ids)
         wanted = [d for d in doc_ids if d in applied]
-        fetched = dict(
-            zip(wanted, self._document_chunks(reader, [applied[d] for d in wanted]), strict=True)
-        )
+        chunks_of = reader.retriever.document_chunks(resolved, [applied[d] for d in wanted])
+        fetched = dict(zip(wanted, chunks_of, strict=True))
         out: list[Any] = []
         for request in chunk_requests:
-            chunks = fetched.get(str(field_of(request, "document_id")), [])
             low = field_of(request, "min_chunk_ind")
             high = field_of(request, "max_chunk_ind")
-            for position, chunk in enumerate(
-                sorted(chunks, key=lambda c: int(c.metadata.get("chunk_order", 0) or 0))
-            ):
-                order = int(chunk.metadata.get("chunk_order", position) or 0)
+            for chunk in fetched.get(str(field_of(request, "document_id")), []):
+                order = chunk.chunk_order
                 if (low is not None and order < low) or (high is not None and order > high):
                     continue
-                if resolved.matches(chunk.collection_ids, chunk.metadata):
-                    out.append(self._chunk(chunk, resolved, position))
+                out.append(self._chunk(chunk))
         return out
 
     def random_retrieval(
@@ -497,13 +444,10 @@ class R2RIndexCore:
         if resolved is None:
             return []
         sample = reader.sample_applied(self.tenant_id, min(1000, num_to_retrieve * 4))
-        ids = list(sample.values())
         out: list[Any] = []
-        for chunks in self._document_chunks(reader, ids):
-            allowed = [c for c in chunks if resolved.matches(c.collection_ids, c.metadata)]
+        for allowed in reader.retriever.document_chunks(resolved, list(sample.values())):
             if allowed:
-                pick = random.choice(allowed)
-                out.append(self._chunk(pick, resolved, 0))
+                out.append(self._chunk(random.choice(allowed)))
             if len(out) >= num_to_retrieve:
                 break
         return out

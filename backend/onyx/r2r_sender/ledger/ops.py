@@ -1,4 +1,3 @@
-
 """Ledger queries of the engine's long jobs: reconciliation and backfill.
 
 :class:`~onyx.r2r_sender.ledger.Ledger` owns the host/worker protocol on

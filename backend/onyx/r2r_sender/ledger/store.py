@@ -204,7 +204,9 @@ class Ledger:
                     list(row.desired_labels) if row is not None and not row.desired_deleted else []
                 )
                 labels = doc.merged_labels(recorded)
-                rejected = row is not None and row.last_error_class == DeadLetterClass.INVALID_DOCUMENT
+                rejected = (
+                    row is not None and row.last_error_class == DeadLetterClass.INVALID_DOCUMENT
+                )
                 if (
                     row is None
                     or rejected
