@@ -172,13 +172,16 @@ def _shared_configs_stub(tmp_path) -> str:
     ],
     ids=["unset", "false+replace", "false+opensearch"],
 )
-def test_no_io_and_no_engine_import_when_both_switches_are_off(tmp_path, environ) -> None:
+def test_no_io_and_no_engine_import_when_both_switches_are_off(tmp_path, environ, listener) -> None:
     """Onyx's search and indexing paths with the bridge off: not one connection attempt
-    (a stored choice would need the ledger database) and the engine is never imported."""
+    (a stored choice would need the ledger database) and the engine is never imported.
+    The ledger database and the broker point at a loopback listener that counts every
+    connection, so libpq's own sockets (not Python's) are caught too."""
+    port, accepted = listener
     env = {k: v for k, v in os.environ.items() if k not in SWITCH_ENV}
     env.update(environ)
-    # a ledger database that would answer: any lookup would really connect
-    env["ONYX_R2R_DATABASE_URL"] = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+    env["ONYX_R2R_DATABASE_URL"] = f"postgresql+psycopg2://postgres@127.0.0.1:{port}/ledger"
+    env["ONYX_R2R_BROKER_URL"] = f"redis://127.0.0.1:{port}/0"
     env["PYTHONPATH"] = os.pathsep.join([_shared_configs_stub(tmp_path), *sys.path])
     proc = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(NO_IO)],
@@ -190,6 +193,37 @@ def test_no_io_and_no_engine_import_when_both_switches_are_off(tmp_path, environ
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = proc.stdout.strip().splitlines()[-1]
     assert result == '{"attempts": [], "heavy": []}'
+    time.sleep(0.3)  # a connection made at the very end would still be accepted
+    assert accepted == []
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[int, list]]:
+    """A loopback listener that records every connection made to it (and answers nothing)."""
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.1)
+    accepted: list = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield server.getsockname()[1], accepted
+    finally:
+        stop.set()
+        thread.join(2)
+        for conn in accepted:
+            conn.close()
+        server.close()
 
 
 # ------------------------------------------------------- bounded stored-choice lookups
