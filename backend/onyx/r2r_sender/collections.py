@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from onyx.r2r_sender.client import R2RClient
+from onyx.r2r_sender.errors import R2RAlreadyExistsError
 from onyx.r2r_sender.hosts import TenantScope
 
 # The holding collection of a tenant's documents that have no label at all (no
@@ -117,18 +118,30 @@ class CollectionResolver:
         scope = TenantScope.from_key(tenant_id)
         names = {scope.collection_name(label): label for label in labels}
         found: dict[str, uuid.UUID] = {}
-        if len(labels) > BULK_LOOKUP:
+        listed = len(labels) > BULK_LOOKUP  # one listing instead of a lookup per label
+        if listed:
             for collection in self._client.iter_collections():
                 label = names.get(collection.name)
                 if label is not None:
                     found.setdefault(label, collection.id)
-        todo = [name for name, label in names.items() if label not in found]
+        # after a listing, a missing label exists nowhere: only creating is left to do
+        todo = [] if listed and not create else [n for n, lb in names.items() if lb not in found]
 
         def fetch(name: str) -> tuple[str, uuid.UUID | None]:
             label = names[name]
             if create:
                 description = f"onyx-r2r tenant={tenant_id} label={label}"[:500]
-                return name, self._client.ensure_collection(name, description=description).id
+                if not listed:
+                    return name, self._client.ensure_collection(name, description=description).id
+                # the listing showed it missing: create straight away (one request), and
+                # read it back only if another process created it meanwhile
+                try:
+                    return name, self._client.create_collection(name, description).id
+                except R2RAlreadyExistsError:
+                    existing = self._client.get_collection_by_name(name)
+                    if existing is None:
+                        raise
+                    return name, existing.id
             collection = self._client.get_collection_by_name(name)
             return name, None if collection is None else collection.id
 

@@ -93,7 +93,7 @@ def test_batch_mates_are_applied_while_a_slow_document_is_in_flight(
     wait_until(big_synced, 900, interval=1.0, what="the slow document synced")
 
 
-PRINCIPALS = 1500  # the bench runs the 6,000; the request count does not depend on it
+PRINCIPALS = 1000  # the bench runs the 6,000; the request count does not depend on it
 
 
 @pytest.mark.timeout(1800)
