@@ -31,7 +31,7 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_importing_builds_no_settings_app_redis_or_engine() -> None:
+def test_importing_builds_no_settings_app_redis_engine_or_router() -> None:
     """An invalid setting in the environment would make any import-time
     ``BridgeSettings.from_env()`` raise; module globals hold none of the costly objects."""
     proc = _python(
@@ -40,6 +40,7 @@ def test_importing_builds_no_settings_app_redis_or_engine() -> None:
         from celery import Celery
         from redis import Redis
         from sqlalchemy.engine import Engine
+        from fastapi import APIRouter, FastAPI
         from onyx.r2r_sender.config import BridgeSettings
 
         found, modules, need_onyx = [], [], []
@@ -57,7 +58,8 @@ def test_importing_builds_no_settings_app_redis_or_engine() -> None:
                     need_onyx.append(info.name)
         for module in modules:
             for name, value in list(vars(module).items()):
-                if isinstance(value, (Celery, BridgeSettings, Redis, Engine)):
+                costly = (Celery, BridgeSettings, Redis, Engine, APIRouter, FastAPI)
+                if isinstance(value, costly):
                     found.append(f"{{module.__name__}}.{{name}}: {{type(value).__name__}}")
         print(json.dumps({{"modules": len(modules), "found": found, "need_onyx": need_onyx}}))
         """,

@@ -950,5 +950,11 @@ def create_router(
     return router
 
 
-# The router Onyx registers (Onyx's admin permission and tenant, settings from the env).
-router = create_router()
+def __getattr__(name: str) -> Any:
+    """``router``, the one Onyx registers (Onyx's admin permission and tenant, settings from
+    the environment), is built on first access, not when the module is imported."""
+    if name == "router":
+        value = create_router()
+        globals()["router"] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
