@@ -17,7 +17,7 @@ from types import ModuleType, SimpleNamespace
 
 import psycopg
 import pytest
-from ccbe_pg import drop_database, fresh_vector_database, public_tables, scratch_name
+from ccbe_pg import public_tables, scratch_vector_database
 from ccbe_shaped import GENERATIONS, load_generation
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -33,18 +33,15 @@ REPEATS = 8
 @pytest.fixture(scope="module")
 def scratch(stack: dict[str, str]) -> Iterator[str]:
     """A fresh database with the vector extension; its ``postgresql://`` URL."""
-    server = stack["ONYX_R2R_TEST_DATABASE_URL"].replace("+psycopg2", "").rpartition("/")[0]
-    name = scratch_name("ccbe_supabase")
-    url = fresh_vector_database(server, name)
-    yield url
-    drop_database(server, name)
+    with scratch_vector_database(stack, "ccbe_supabase") as url:
+        yield url
 
 
 @pytest.fixture(params=GENERATIONS)
 def supabase(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    for name in ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_ANON_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    load_generation(request.param, monkeypatch)
+    load_generation(
+        request.param, monkeypatch, unset=("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_ANON_KEY")
+    )
     return importlib.import_module("context_chat_backend.backends.supabase")
 
 
