@@ -181,9 +181,6 @@ def captured_logs() -> Iterator[list[str]]:
         root.setLevel(previous)
 
 
-def write_jsonl(path: Path, docs: list[dict[str, Any]]) -> Path:
-    path.write_text("".join(json.dumps(doc) + "\n" for doc in docs))
-    return path
 
 
 def sample_docs(prefix: str, count: int) -> list[dict[str, Any]]:
@@ -206,20 +203,20 @@ def sample_docs(prefix: str, count: int) -> list[dict[str, Any]]:
 def _stack_env() -> dict[str, str]:
     """The stack's facts exactly as the tests read them (``ONYX_R2R_TEST_DB`` honoured)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # backend/tests
-    from conftest import read_stack_env
+    from stack_helpers import read_stack_env
 
     return read_stack_env()
 
 
 def _prepared_ledger_url(stack: dict[str, str]) -> str:
     """The test ledger's URL, its database created when missing and migrated."""
-    from conftest import _ensure_database
     from onyx.r2r_sender.migrate import upgrade
+    from stack_helpers import ensure_database
 
     from onyx.r2r_sender.ledger import get_engine
 
     url = stack["ONYX_R2R_TEST_DATABASE_URL"]
-    _ensure_database(url)
+    ensure_database(url)
     upgrade(get_engine(url))
     return url
 

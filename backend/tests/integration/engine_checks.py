@@ -24,6 +24,7 @@ from typing import Any
 
 from redis import Redis
 from sqlalchemy import text
+from stack_helpers import wait_until
 
 from onyx.r2r_sender.applier import SEQ_KEY, VERSION_KEY
 from onyx.r2r_sender.client import R2RClient
@@ -39,20 +40,7 @@ from onyx.r2r_sender.r2r_types import R2RDocument
 from onyx.r2r_sender.read_model import MirroredChunk, Retriever, SearchScope
 from onyx.r2r_sender.reconcile import iter_tenant_documents
 
-
 # ------------------------------------------------------------------ polling
-def wait_until(
-    predicate: Callable[[], Any], timeout: float, interval: float = 0.25, what: str = "condition"
-) -> Any:
-    """Poll *predicate* until it returns something truthy; fail after *timeout* seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 # ------------------------------------------------------------------- ledger

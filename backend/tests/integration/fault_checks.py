@@ -7,7 +7,6 @@ Redis counters and the real R2R server, and reports *all* problems it finds at o
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -60,11 +59,6 @@ def verify_client(settings: BridgeSettings) -> R2RClient:
     return make_client(settings.credentials, settings)
 
 
-def write_jsonl(path: Path, rows: Iterable[Mapping[str, Any]]) -> Path:
-    with open(path, "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, sort_keys=True) + "\n")
-    return path
 
 
 # ------------------------------------------------------------------ ledger
@@ -426,20 +420,6 @@ def run_cli(
     )
 
 
-def stack(*args: str, timeout: float = 600) -> None:
-    """Run ``scripts/stack ARGS``; raise with the output tail when it fails."""
-    proc = subprocess.run(
-        [str(SCRIPTS_DIR / "stack"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"scripts/stack {' '.join(args)} failed ({proc.returncode}):\n"
-            f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-        )
 
 
 def drain_counts(log: str, tenant_id: str) -> list[int]:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from engine_checks import drop_queue, make_r2r, purge_tenant, states, wait_until
+from engine_checks import states, wait_until
 from onyx_shaped import (
     Document,
     DocumentSource,
@@ -127,16 +125,6 @@ def search_as(core: R2RIndexCore, user: str | None, query: str, **filters: Any) 
     )
 
 
-def purging(settings: BridgeSettings, ledger: Ledger) -> Iterator[list[str]]:
-    """Tenants appended to the yielded list lose their R2R documents and collections
-    afterwards; the test's private queue is dropped (request it before ``workers``)."""
-    tenants: list[str] = []
-    yield tenants
-    drop_queue(settings)
-    if tenants:
-        with make_r2r(settings) as client:
-            for tenant in tenants:
-                purge_tenant(client, ledger, tenant)
 
 
 def settle(
@@ -178,12 +166,3 @@ def settle(
 
     return wait_until(settled, timeout, interval=0.5, what=f"tenant {tenant_id} settled")
 
-
-def stack_command(*args: str) -> None:
-    """``scripts/stack *args`` (e.g. ``stop-r2r``, ``up --quiet``); raises on failure."""
-    script = Path(__file__).resolve().parents[3] / "scripts" / "stack"
-    proc = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=600)
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"scripts/stack {' '.join(args)} failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
-        )

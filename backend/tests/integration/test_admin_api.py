@@ -445,7 +445,7 @@ def test_workers_use_the_stored_credential_and_replay_fixes_dead_letters(
     """The env points workers at nothing; only the tenant's stored credential works.
     Revoking its key in R2R dead-letters a document; saving a new credential (a login)
     and replaying through the API syncs it."""
-    from conftest import WorkerFactory, wait_until
+    from stack_helpers import WorkerFactory, wait_until
 
     url = stack["R2R_BASE_URL"]
     fresh = create_api_key(stack)

@@ -9,43 +9,28 @@ in the batch may be lost.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 
 import pytest
 from engine_checks import (
     by_source,
     label_collections,
-    make_r2r,
     onyx_doc,
-    purging,
     states,
     tenant_documents,
     wait_synced,
 )
 
-from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.hosts import onyx_collection_name as collection_name
 from onyx.r2r_sender.ids import r2r_version_id
-from onyx.r2r_sender.ledger import Ledger
 
 pytestmark = pytest.mark.integration
 
 
 # ------------------------------------------------------------------ fixtures
-@pytest.fixture
-def ledger(settings) -> Ledger:
-    return Ledger.from_settings(settings)
 
 
-@pytest.fixture
-def r2r(settings) -> Iterator[R2RClient]:
-    with make_r2r(settings) as client:
-        yield client
 
 
-@pytest.fixture
-def purge(settings, ledger, tmp_path) -> Iterator[list[str]]:
-    yield from purging(settings, ledger, tmp_path)
 
 
 BIG_TIMEOUT = 1200.0  # 3000 collections are created one by one; R2R may be shared

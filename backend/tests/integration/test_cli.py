@@ -16,7 +16,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import settings_env
 from fault_checks import (
     WorkerTree,
     check_mirror,
@@ -28,8 +27,8 @@ from fault_checks import (
     make_corpus,
     run_cli,
     verify_client,
-    write_jsonl,
 )
+from stack_helpers import settings_env, write_jsonl
 
 from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.ledger import Ledger, LockSession

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import subprocess
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ from uuid import UUID
 
 import httpx
 import pytest
+from stack_helpers import run_stack
 
 from onyx.r2r_sender import (
     R2RAlreadyExistsError,
@@ -103,11 +103,6 @@ def free_closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def run_stack(*args: str) -> None:
-    proc = subprocess.run(
-        [str(STACK_SCRIPT), *args], capture_output=True, text=True, timeout=600, check=False
-    )
-    assert proc.returncode == 0, f"scripts/stack {args}: {proc.stdout[-2000:]}{proc.stderr[-2000:]}"
 
 
 def doc_id(tenant_id: str, name: str) -> UUID:

@@ -25,12 +25,12 @@ from fault_checks import (
     forget_backlog,
     make_corpus,
     send_in_batches,
-    stack,
     verify_client,
     wait_for_state,
     wait_synced,
 )
 from redis import Redis
+from stack_helpers import run_stack
 
 from onyx.r2r_sender.breaker import CircuitBreaker
 from onyx.r2r_sender.doorbell import doorbell_key
@@ -242,12 +242,12 @@ def test_r2r_outage_opens_breaker_and_everything_arrives(
     poller.start()
     down_at = time.monotonic()
     try:
-        stack("stop-r2r")
+        run_stack("stop-r2r")
         synced_at_stop = _synced(ledger, tenant_id)
         time.sleep(max(0.0, 30.0 - (time.monotonic() - down_at)))
         synced_during = _synced(ledger, tenant_id) - synced_at_stop
     finally:
-        stack("up", "--quiet")
+        run_stack("up", "--quiet")
     up_after = time.monotonic() - down_at
     assert synced_at_stop < 150, "the sync finished before R2R went down"
     # a document whose create was in flight at the stop may finish; nothing more can

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from engine_checks import (
@@ -31,7 +30,6 @@ from engine_checks import (
     mirror_search,
     onyx_doc,
     polling,
-    purging,
     raw_mirror_search,
     states,
     tenant_documents,
@@ -44,7 +42,6 @@ from sqlalchemy import text
 
 from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
 from onyx.r2r_sender.applier import Applier, classify_failure
-from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.errors import R2RFatalError, R2RNotFoundError
 from onyx.r2r_sender.hosts import onyx_collection_name as collection_name
@@ -57,20 +54,10 @@ pytestmark = pytest.mark.integration
 
 
 # ------------------------------------------------------------------ fixtures
-@pytest.fixture
-def ledger(settings) -> Ledger:
-    return Ledger.from_settings(settings)
 
 
-@pytest.fixture
-def r2r(settings) -> Iterator[R2RClient]:
-    with make_r2r(settings) as client:
-        yield client
 
 
-@pytest.fixture
-def purge(settings, ledger, tmp_path) -> Iterator[list[str]]:
-    yield from purging(settings, ledger, tmp_path)
 
 
 APPLY_TIMEOUT = 300.0  # generous: every worker also sweeps other tenants of the shared test DB

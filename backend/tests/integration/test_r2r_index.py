@@ -8,7 +8,6 @@ the ledger in PostgreSQL, the Celery worker process, Redis and R2R 3.6.6.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,31 +31,23 @@ from r2r_index_checks import (
     index_documents,
     make_core,
     onyx_document,
-    purging,
     search_as,
     settle,
-    stack_command,
     visible,
 )
+from stack_helpers import run_stack
 
 from onyx.background.indexing.r2r_export import DocfetchingExporter, exporter_for_attempt
 from onyx.r2r_integration.flags import forget_tenant_cache
 from onyx.r2r_integration.host import host_sender
-from onyx.r2r_sender.ledger import Ledger
 
 pytestmark = pytest.mark.integration
 
 SYNC = 180.0
 
 
-@pytest.fixture
-def ledger(settings) -> Ledger:
-    return Ledger.from_settings(settings)
 
 
-@pytest.fixture
-def purge(settings, ledger) -> Iterator[list[str]]:
-    yield from purging(settings, ledger)
 
 
 def _all_docs(marker: str):
@@ -369,10 +360,10 @@ def test_writes_never_raise_with_r2r_down(settings, ledger, purge, workers, tena
     purge.append(tenant_id)
     core = make_core(settings, tenant_id, export=False)
     try:
-        stack_command("stop-r2r")
+        run_stack("stop-r2r")
         records, seconds = _calls(core, tenant_id, "down")
     finally:
-        stack_command("up", "--quiet")
+        run_stack("up", "--quiet")
     assert [r.document_id for r in records] == ["down-doc"]
     assert seconds < 5, f"writes took {seconds:.1f}s with R2R down (they must not call R2R)"
     assert core.stats.errors == 0  # recorded fine: R2R is the worker's business

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from engine_checks import make_r2r, states, wait_until
-from r2r_index_checks import purging, settle
+from r2r_index_checks import settle
 from sqlalchemy import text
 
 from onyx.r2r_integration.host import host_sender
@@ -19,7 +19,6 @@ from onyx.r2r_sender.celery_app import build_app
 from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
 from onyx.r2r_sender.doorbell import BACKFILL_TASK, RECONCILE_TASK
 from onyx.r2r_sender.ids import r2r_version_id
-from onyx.r2r_sender.ledger import Ledger
 from onyx.r2r_sender.ledger import ops as ledger_ops
 from onyx.r2r_sender.ledger.models import SCHEMA
 from onyx.r2r_sender.payload import SourceDocument
@@ -31,14 +30,8 @@ pytestmark = pytest.mark.integration
 SYNC = 180.0
 
 
-@pytest.fixture
-def ledger(settings) -> Ledger:
-    return Ledger.from_settings(settings)
 
 
-@pytest.fixture
-def purge(settings, ledger) -> Iterator[list[str]]:
-    yield from purging(settings, ledger)
 
 
 def _docs(prefix: str, n: int, word: str) -> list[SourceDocument]:

@@ -24,11 +24,6 @@ from onyx.r2r_sender.sync import LabelChange, SyncApplier
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def r2r(settings) -> Iterator[R2RClient]:
-    client = make_client(settings.credentials, settings)
-    yield client
-    client.close()
 
 
 @pytest.fixture

@@ -83,3 +83,12 @@ def test_the_engine_imports_no_host() -> None:
                 if module.startswith("context_chat_backend"):
                     offenders.append(f"{path.relative_to(BACKEND)}: {module}")
     assert not offenders, "\n".join(offenders)
+
+
+def test_every_public_name_is_documented_on_the_readme_engine_page() -> None:
+    readme = (BACKEND.parent / "README.md").read_text()
+    page = readme[
+        readme.index("## Engine API") : readme.index("\n## ", readme.index("## Engine API") + 5)
+    ]
+    missing = [name for name in engine.__all__ if f"`{name}`" not in page]
+    assert not missing, f"not on the README's Engine API page: {missing}"

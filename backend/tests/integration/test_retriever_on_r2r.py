@@ -20,7 +20,6 @@ from onyx.r2r_sender import schema
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import CollectionResolver
 from onyx.r2r_sender.hosts import NEXTCLOUD, ONYX, TenantScope
-from onyx.r2r_sender.ledger import Ledger
 from onyx.r2r_sender.payload import SourceDocument, prepare
 from onyx.r2r_sender.read_model import MirroredChunk, Retriever, SearchScope
 
@@ -30,9 +29,6 @@ DOC_ID = "files__default: 42"  # the same host document id in both scopes
 WORD = "okapi"
 
 
-@pytest.fixture
-def ledger(settings) -> Ledger:
-    return Ledger.from_settings(settings)
 
 
 @pytest.fixture
