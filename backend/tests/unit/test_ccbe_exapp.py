@@ -26,6 +26,7 @@ from ccbe_shaped import GENERATIONS, load_generation
 from fake_nextcloud import FakeNextcloud, appapi_headers
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from stack_helpers import wait_until
 from starlette.datastructures import Headers, UploadFile
 
 APP_VERSION = "5.4.0"
@@ -58,14 +59,6 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeNextcloud]:
     nextcloud = FakeNextcloud(app_secret="lifecycle-secret-42")
     with nextcloud.serve_for_exapp(monkeypatch, APP_VERSION):
         yield nextcloud
-
-
-def wait_for(predicate: Any, what: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class ExApp:
@@ -198,7 +191,7 @@ def test_init_answers_at_once_and_reports_progress_to_100(
     answer = app.client.post("/init", headers=app.signed(fake))
     assert answer.status_code == 200 and answer.json() == {}
     assert time.monotonic() - started < 5
-    wait_for(lambda: fetched, "the init job to reach the models")
+    wait_until(lambda: fetched, 20, 0.05, "the init job to reach the models")
     assert [r["progress"] for r in fake.init_reports] == [5, 20]
     again = app.client.post("/init", headers=app.signed(fake))  # AppAPI may retry
     assert again.json() == {}
