@@ -377,14 +377,14 @@ def test_store_down_nothing_is_taken_then_everything_drains(scenario: ExAppScena
         )
         if gated_actions:
             assert fake.action_fetches == fetches[1] and action in fake.actions
-        refusals = [
-            m
-            for m in scenario.log_messages("ccb")
-            if "not reachable" in m or "not usable" in m or "connection check" in m
-        ]
-        assert any("[files_indexing]" in m for m in refusals) and any(
-            "[request_processing]" in m for m in refusals
+        closed = [m for m in scenario.log_messages("ccb.exapp") if "cannot take work now" in m]
+        threads = ["files_indexing", "request_processing"] + (
+            ["updates_processing"] if gated_actions else []
         )
+        for thread in threads:
+            assert any(
+                m.startswith(f"[{thread}] RAG backend {scenario.backend} cannot") for m in closed
+            ), thread
     finally:
         scenario.gate.open()
     started = time.monotonic()

@@ -247,7 +247,7 @@ def test_init_reports_what_keeps_the_backend_from_working(
 
 # ------------------------------------------------------------------ readiness gate
 def test_the_gate_asks_the_backend_and_keeps_upstreams_gates_for_pgvector(
-    ccbe: ModuleType, monkeypatch: pytest.MonkeyPatch
+    ccbe: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     import socket
 
@@ -256,8 +256,11 @@ def test_the_gate_asks_the_backend_and_keeps_upstreams_gates_for_pgvector(
         monkeypatch.setenv(key, value)
     scaffold = readiness.ConnectionGate(config(ccbe, "pinecone"))
     actions = readiness.ConnectionGate(config(ccbe, "pinecone"), upstream_gated=False)
-    assert scaffold.check_connection("files_indexing") is False
-    assert actions.check_connection("updates_processing") is False
+    with caplog.at_level(logging.INFO, logger="ccb.exapp"):
+        assert scaffold.check_connection("files_indexing") is False
+        assert actions.check_connection("updates_processing") is False
+    assert "[files_indexing] RAG backend pinecone cannot take work now" in caplog.text
+    assert "[updates_processing] RAG backend pinecone cannot take work now" in caplog.text
     assert readiness.diagnose(config(ccbe, "pinecone")) == "backend not implemented: pinecone"
     # upstream's pgvector: the embedding server's probe where upstream probes, no gate elsewhere
     with socket.socket() as listener:

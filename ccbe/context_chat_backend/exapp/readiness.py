@@ -77,7 +77,12 @@ class ConnectionGate:
         except Exception as e:  # noqa: BLE001 - a gate answers, it does not fail
             logger.warning("[%s] the RAG backend gate failed: %s", origin, e)
             return False
-        return backends.check_connection(name, kwargs, origin, embedding)
+        if backends.check_connection(name, kwargs, origin, embedding):
+            return True
+        logger.info(
+            "[%s] RAG backend %s cannot take work now: its queue is left untouched", origin, name
+        )
+        return False
 
 
 def diagnose(app_config: Any, origin: str = "init") -> str:
