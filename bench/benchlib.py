@@ -37,11 +37,11 @@ def stack_env() -> dict[str, str]:
     """
     subprocess.run([str(REPO / "scripts" / "stack"), "up", "--quiet"], check=True)
     sys.path.insert(0, str(REPO / "backend" / "tests"))
-    from conftest import _ensure_database, read_stack_env  # the tests' reading of the stack
+    from stack_helpers import ensure_database, read_stack_env  # the tests' reading of the stack
 
     values = read_stack_env()
     if os.environ.get("ONYX_R2R_TEST_DB"):
-        _ensure_database(values["ONYX_R2R_TEST_DATABASE_URL"])
+        ensure_database(values["ONYX_R2R_TEST_DATABASE_URL"])
     return values
 
 

@@ -120,6 +120,10 @@ def check_collections(ledger: DesiredStateLedger, tenant: str, apply: Apply) -> 
     assert ledger.collection_ids(tenant + "-other", ["acl:x"]) == {}
     ledger.forget_collection(tenant, "acl:x")
     assert ledger.collection_ids(tenant, ["acl:x"]) == {}
+    many = {f"acl:u{i}": uuid.uuid4() for i in range(50)}
+    ledger.save_collections(tenant, [(label, cid, label) for label, cid in many.items()])
+    ledger.save_collections(tenant, [("acl:u0", c1, "acl:u0")])  # an update wins
+    assert ledger.collection_ids(tenant, list(many)) == {**many, "acl:u0": c1}
 
 
 def check_tenants_are_separate(ledger: DesiredStateLedger, tenant: str, apply: Apply) -> None:

@@ -53,10 +53,15 @@ class CircuitBreaker:
             return 0.0
         return max(0.0, float(open_until) - time.time())
 
-    def record_success(self) -> None:
-        """A call went through: close the breaker."""
-        if self._redis.exists(self._key):
-            self._redis.delete(self._key)
+    def record_success(self) -> bool:
+        """A call went through: close the breaker.  True when it had tripped (a recovery)."""
+        if not self._redis.exists(self._key):
+            return False
+        pipe = self._redis.pipeline()
+        pipe.hget(self._key, "trips")
+        pipe.delete(self._key)
+        trips, _ = pipe.execute()
+        return int(trips or 0) > 0
 
     def record_failure(self) -> bool:
         """A transient failure; return True when this one opened the breaker."""

@@ -14,6 +14,7 @@ JSONL lines are documents in the engine's record format (:mod:`onyx.r2r_sender.r
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -159,8 +160,14 @@ def cmd_status(args: argparse.Namespace, settings: BridgeSettings) -> int:
     ).state()
     for row in rows:
         row["counters"] = counters.get(row["tenant_id"])
+    dead_letters = ledger.dead_letters(args.tenant, limit=args.dead_letters)
     if args.json:
-        print(json.dumps({"tenants": rows, "breaker": breaker.__dict__}, indent=2, default=str))
+        body = {
+            "tenants": rows,
+            "breaker": breaker.__dict__,
+            "dead_letters": [dataclasses.asdict(dead) for dead in dead_letters],
+        }
+        print(json.dumps(body, indent=2, default=str))
         return 0
     print(f"R2R {settings.r2r_base_url}: circuit breaker {breaker.state}")
     if not rows:
@@ -173,7 +180,7 @@ def cmd_status(args: argparse.Namespace, settings: BridgeSettings) -> int:
             f"oldest pending={'-' if age is None else f'{age:.1f}s'} "
             f"r2r writes so far={row['counters'].get('r2r_writes', 0)}"
         )
-    for dead in ledger.dead_letters(args.tenant, limit=args.dead_letters):
+    for dead in dead_letters:
         print(
             f"  dead letter {dead.tenant_id}/{dead.document_id}: [{dead.error_class}] {dead.error}"
         )

@@ -441,6 +441,25 @@ class R2RClient:
                 raise
             return existing
 
+    def iter_collections(
+        self, *, page_size: int = 1000, retry: bool = True
+    ) -> Iterator[R2RCollection]:
+        """Yield every collection the caller owns (``GET /v3/collections?owner_only=true``,
+        offset paging, one request per *page_size* collections; each id at most once)."""
+        check_page_size(page_size)
+        seen: set[UUID] = set()
+        for item in self._transport.paged(
+            "/v3/collections",
+            operation="iter_collections",
+            page_size=page_size,
+            extra_params=[("owner_only", "true")],
+            retry=retry,
+        ):
+            collection = R2RCollection.model_validate(item)
+            if collection.id not in seen:
+                seen.add(collection.id)
+                yield collection
+
     def list_collections(
         self, ids: Sequence[UUIDLike], *, page_size: int = 100, retry: bool = True
     ) -> list[R2RCollection]:

@@ -137,16 +137,27 @@ def build_create_form(
     return form
 
 
+READ_TIMEOUT_PER_COLLECTION = 0.1
+"""Seconds added to a create's read timeout per collection it assigns (R2R assigns each one
+inside the request, two statements apiece: thousands of ACL principals take a while)."""
+
+
 def create_read_timeout(
     form: Mapping[str, str], read_timeout: float, read_timeout_per_mib: float
 ) -> float:
-    """Read timeout of a create request: ``read_timeout`` plus ``read_timeout_per_mib`` per MiB.
+    """Read timeout of a create request: ``read_timeout`` plus ``read_timeout_per_mib`` per MiB
+    plus :data:`READ_TIMEOUT_PER_COLLECTION` per collection it assigns.
 
     The payload is the UTF-8 size of the form's ``raw_text`` or (JSON) ``chunks`` field, since
     R2R embeds synchronously and its time grows with the text.
     """
     payload = form.get("raw_text", form.get("chunks", ""))
-    return read_timeout + read_timeout_per_mib * len(payload.encode("utf-8")) / _MIB
+    collections = len(json.loads(form.get("collection_ids") or "[]"))
+    return (
+        read_timeout
+        + read_timeout_per_mib * len(payload.encode("utf-8")) / _MIB
+        + READ_TIMEOUT_PER_COLLECTION * collections
+    )
 
 
 def build_search_body(

@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from onyx.r2r_sender.client import R2RClient
+from onyx.r2r_sender.errors import R2RAlreadyExistsError
 from onyx.r2r_sender.hosts import TenantScope
 
 # The holding collection of a tenant's documents that have no label at all (no
@@ -23,6 +25,8 @@ from onyx.r2r_sender.hosts import TenantScope
 # searches scope tenants by chunk metadata ``tenant_id``, so a membership write
 # per document is saved.
 TENANT_LABEL = "tenant"
+BULK_LOOKUP = 32  # more unknown labels than this: list the account's collections once
+CREATE_CONCURRENCY = 8  # concurrent get-or-creates of missing collections
 
 
 def collection_name(tenant_id: str, label: str) -> str:
@@ -42,6 +46,12 @@ class CollectionStore(Protocol):
         self, tenant_id: str, principal: str, collection_id: uuid.UUID, name: str
     ) -> None:
         """Remember one label's collection id."""
+        ...
+
+    def save_collections(
+        self, tenant_id: str, entries: Sequence[tuple[str, uuid.UUID, str]]
+    ) -> None:
+        """Remember many ``(label, collection id, name)`` at once (one transaction)."""
         ...
 
     def forget_collection(self, tenant_id: str, principal: str) -> None:
@@ -84,32 +94,70 @@ class CollectionResolver:
                     found[label] = cid
         if missing:
             stored = self._ledger.collection_ids(tenant_id, missing) if self._ledger else {}
-            for label, cid in stored.items():
-                found[label] = cid
-            scope = TenantScope.from_key(tenant_id)
-            for label in missing:
-                if label in stored:
-                    continue
-                name = scope.collection_name(label)
-                if create:
-                    collection = self._client.ensure_collection(
-                        name, description=f"onyx-r2r tenant={tenant_id} label={label}"[:500]
-                    )
-                elif self._ledger is None:
-                    # no store to remember ids: R2R's name lookup is the record
-                    collection = self._client.get_collection_by_name(name)
-                    if collection is None:
-                        continue
-                else:
-                    continue
-                if self._ledger is not None:
-                    self._ledger.save_collection(tenant_id, label, collection.id, name)
-                found[label] = collection.id
+            found.update(stored)
+            unknown = [label for label in missing if label not in stored]
+            if unknown and (create or self._ledger is None):
+                found.update(self._from_r2r(tenant_id, unknown, create=create))
             with self._lock:
                 for label in missing:
                     if label in found:
                         self._cache[(tenant_id, label)] = found[label]
                         self._labels[found[label]] = (tenant_id, label)
+        return found
+
+    def _from_r2r(
+        self, tenant_id: str, labels: Sequence[str], *, create: bool
+    ) -> dict[str, uuid.UUID]:
+        """Look *labels* up in R2R by name (creating missing ones when *create*) and
+        remember what was found in the store.
+
+        A few labels cost one lookup each; many (a document with thousands of principals)
+        cost one listing of the account's collections, 1,000 per request, and concurrent
+        creates of the missing ones, so a label costs about one request at most.
+        """
+        scope = TenantScope.from_key(tenant_id)
+        names = {scope.collection_name(label): label for label in labels}
+        found: dict[str, uuid.UUID] = {}
+        listed = len(labels) > BULK_LOOKUP  # one listing instead of a lookup per label
+        if listed:
+            for collection in self._client.iter_collections():
+                label = names.get(collection.name)
+                if label is not None:
+                    found.setdefault(label, collection.id)
+        # after a listing, a missing label exists nowhere: only creating is left to do
+        todo = [] if listed and not create else [n for n, lb in names.items() if lb not in found]
+
+        def fetch(name: str) -> tuple[str, uuid.UUID | None]:
+            label = names[name]
+            if create:
+                description = f"onyx-r2r tenant={tenant_id} label={label}"[:500]
+                if not listed:
+                    return name, self._client.ensure_collection(name, description=description).id
+                # the listing showed it missing: create straight away (one request), and
+                # read it back only if another process created it meanwhile
+                try:
+                    return name, self._client.create_collection(name, description).id
+                except R2RAlreadyExistsError:
+                    existing = self._client.get_collection_by_name(name)
+                    if existing is None:
+                        raise
+                    return name, existing.id
+            collection = self._client.get_collection_by_name(name)
+            return name, None if collection is None else collection.id
+
+        if len(todo) > 1:
+            with ThreadPoolExecutor(max_workers=min(CREATE_CONCURRENCY, len(todo))) as pool:
+                results = list(pool.map(fetch, todo))
+        else:
+            results = [fetch(name) for name in todo]
+        for name, cid in results:
+            if cid is not None:
+                found[names[name]] = cid
+        if self._ledger is not None and found:
+            by_label = {label: name for name, label in names.items()}
+            self._ledger.save_collections(
+                tenant_id, [(label, cid, by_label[label]) for label, cid in found.items()]
+            )
         return found
 
     def labels_of(

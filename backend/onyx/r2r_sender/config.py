@@ -264,9 +264,10 @@ SETTINGS: tuple[Setting, ...] = (
         "R2R_PASSWORD",
         _secret,
         _is_secret,
-        "The service account's password.",
+        "The service account's password (or R2R_PASSWORD_FILE naming a file that holds it).",
         secret=True,
         connection=True,
+        file_variable="R2R_PASSWORD_FILE",
     ),
     # URLs may embed passwords: secret (never in messages), kept out of the repr
     Setting(
@@ -348,6 +349,11 @@ SETTINGS: tuple[Setting, ...] = (
         "Circuit breaker: first cool-down (doubles on each trip).",
     ),
     _engine("breaker_max_cooldown_seconds", _DELAY, "Circuit breaker: longest cool-down."),
+    _engine(
+        "breaker_probe_seconds",
+        _SECONDS,
+        "While the breaker is open, how often one drain asks R2R's health to close it early.",
+    ),
     # --- client timeouts
     _engine("connect_timeout", _SECONDS, "Connect timeout of one R2R request (seconds)."),
     _engine("read_timeout", _SECONDS, "Read timeout of one R2R request (seconds)."),
@@ -433,6 +439,7 @@ class BridgeSettings:
     breaker_threshold: int = 5
     breaker_cooldown_seconds: float = 15.0
     breaker_max_cooldown_seconds: float = 300.0
+    breaker_probe_seconds: float = 5.0
     # client timeouts
     connect_timeout: float = 3.0
     read_timeout: float = 30.0

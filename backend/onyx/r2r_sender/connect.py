@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.config import BridgeSettings, R2RCredentials
 
+MAX_CONNECTIONS = 64  # per R2R server and process
 
-def make_client(credentials: R2RCredentials, settings: BridgeSettings) -> R2RClient:
-    """A pooled R2R client for *credentials* with the settings' timeouts and retry budget."""
+
+def make_client(
+    credentials: R2RCredentials,
+    settings: BridgeSettings,
+    *,
+    event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+) -> R2RClient:
+    """A pooled R2R client for *credentials* with the settings' timeouts and retry budget.
+
+    *event_hooks* are httpx's (``{"request": [...], "response": [...]}``), e.g. to count
+    requests as they happen.
+    """
     return R2RClient(
         credentials.base_url,
         credentials.api_key.get() or None,
@@ -16,4 +30,8 @@ def make_client(credentials: R2RCredentials, settings: BridgeSettings) -> R2RCli
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
         retry_max_time=settings.client_retry_max_time,
+        # a worker applies claim_batch documents per drain thread side by side, and a
+        # document with many new principals creates collections concurrently
+        max_connections=MAX_CONNECTIONS,
+        event_hooks=event_hooks,
     )

@@ -112,7 +112,7 @@ class CredentialView:
     has_password: bool
     encrypted: bool
     key_version: int
-    export_enabled: bool
+    export_enabled: bool | None  # None: no export choice stored (the environment decides)
     export_mode: str
     created_at: datetime | None
     updated_at: datetime | None
@@ -439,10 +439,11 @@ class CredentialStore:
         return bool(deleted)
 
     def set_export(
-        self, tenant_id: str, *, enabled: bool, mode: str, default_base_url: str
+        self, tenant_id: str, *, enabled: bool | None, mode: str, default_base_url: str
     ) -> CredentialView:
-        """Switch the tenant's export on/off and pick mirror/replace (creates a row if needed:
-        without a stored secret the tenant keeps using the environment's server)."""
+        """Store the tenant's export choice: on/off and mirror/replace, or ``enabled=None``
+        to forget it (the environment decides again).  Creates a row if needed: without a
+        stored secret the tenant keeps using the environment's server."""
         if mode not in EXPORT_MODES:
             raise InvalidCredentialError("The export mode must be mirror or replace")
         values = {"export_enabled": enabled, "export_mode": mode, "updated_at": func.now()}
@@ -549,9 +550,12 @@ def credentials_for(
 def export_state(
     tenant_id: str, *, store: CredentialStore | None = None
 ) -> tuple[bool, str] | None:
-    """``(export_enabled, export_mode)`` the tenant's admin saved, or ``None`` (use the env)."""
+    """``(export_enabled, export_mode)`` the tenant's admin saved, or ``None`` when it stored
+    no export choice (saving only a credential stores none): the environment decides."""
     view = (store or default_store()).get(tenant_id)
-    return (view.export_enabled, view.export_mode) if view is not None else None
+    if view is None or view.export_enabled is None:
+        return None
+    return (view.export_enabled, view.export_mode)
 
 
 class TenantCredentialLookup:

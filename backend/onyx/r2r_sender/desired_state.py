@@ -98,6 +98,12 @@ class DesiredStateLedger(Protocol):
         """Remember one label's R2R collection id."""
         ...
 
+    def save_collections(
+        self, tenant_id: str, entries: Sequence[tuple[str, uuid.UUID, str]]
+    ) -> None:
+        """Remember many ``(label, collection id, name)`` at once (one transaction)."""
+        ...
+
     def forget_collection(self, tenant_id: str, principal: str) -> None:
         """Forget one label's collection (it vanished from R2R)."""
         ...

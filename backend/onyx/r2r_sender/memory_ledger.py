@@ -194,6 +194,13 @@ class InMemoryLedger:
         with self._lock:
             self._collections[(tenant_id, principal)] = collection_id
 
+    def save_collections(
+        self, tenant_id: str, entries: Sequence[tuple[str, uuid.UUID, str]]
+    ) -> None:
+        with self._lock:
+            for principal, collection_id, _name in entries:
+                self._collections[(tenant_id, principal)] = collection_id
+
     def forget_collection(self, tenant_id: str, principal: str) -> None:
         with self._lock:
             self._collections.pop((tenant_id, principal), None)

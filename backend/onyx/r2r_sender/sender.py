@@ -267,8 +267,10 @@ class MirrorSender:
         for item in rejected:
             if not item.document_id or "\x00" in item.document_id:
                 continue  # no usable id: reported to the caller only
+            # the dead letter's reason names the document (operators read it on its own)
+            reason = f"document {item.document_id!r}: {item.reason}"
             try:
-                self.ledger.record_invalid(self.tenant_id, item.document_id, item.reason)
+                self.ledger.record_invalid(self.tenant_id, item.document_id, reason)
             except Exception:
                 logger.warning("could not dead-letter %r", item.document_id, exc_info=True)
 

@@ -185,6 +185,13 @@ def _check_r2r_at_start(sender: Any = None, **_: Any) -> None:
     """Warn loudly at start-up when R2R is unreachable or misconfigured (never crash)."""
     if _bound is None or getattr(sender, "app", None) is not _bound.app:
         return  # another app's worker in this process
+    credentials = _bound.settings.credentials
+    if credentials.api_key and not credentials.uses_login:
+        logger.warning(
+            "this worker authenticates to R2R with an API key: R2R 3.6.6 bcrypt-checks a key "
+            "on every request (~0.45 s of its CPU each, about two requests a second in all); "
+            "set R2R_EMAIL and R2R_PASSWORD (or R2R_PASSWORD_FILE) to a superuser login"
+        )
     try:
         client = runtime().target_for("").client
         client.health(retry=False)

@@ -36,7 +36,12 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import Redis
 
 from onyx.r2r_integration.sender import R2RDocumentSender
-from onyx.r2r_sender.credentials import CredentialStore, credentials_for, secret_hint
+from onyx.r2r_sender.credentials import (
+    CredentialStore,
+    credentials_for,
+    export_state,
+    secret_hint,
+)
 from onyx.r2r_sender.credentials_crypto import EncryptionKey, EncryptionKeyError, Keyring
 
 pytestmark = pytest.mark.integration
@@ -349,24 +354,127 @@ def test_rotate_key_reencrypts_with_the_new_key(settings, stack):
 
 
 # ------------------------------------------------------- export and status
-def test_export_switch_and_delete(admin, stack, ctx, tenant_id):
-    on = admin.put("/export", json={"enabled": True, "mode": "replace"})
-    assert (
-        on.status_code == 200
-        and on.json()["export_enabled"]
-        and on.json()["export_mode"] == "replace"
-    )
+@pytest.fixture
+def switches(monkeypatch):
+    """Set the environment's switches for one test (the API reads them on every request)."""
+
+    def set_switches(**values: str) -> None:
+        for name in ("ONYX_EXPORT_R2R", "R2R_EXPORT_MODE", "ONYX_INDEX_BACKEND"):
+            monkeypatch.delenv(name, raising=False)
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+
+    return set_switches
+
+
+def test_export_switch_and_delete(admin, stack, ctx, tenant_id, switches):
+    switches(ONYX_EXPORT_R2R="tenant")
+    on = admin.put("/export", json={"enabled": True, "mode": "mirror"})
+    assert on.status_code == 200, on.text
+    assert on.json()["export_enabled"] and on.json()["export_state"] == "mirror"
+    assert on.json()["export_source"] == "stored"
     assert on.json()["source"] != "stored"  # no secret yet: the env's server is used
     assert credentials_for(tenant_id, store=ctx.store) is None
     bad = admin.put("/export", json={"enabled": True, "mode": "sideways"})
     assert bad.status_code == 422 and "mode" in bad.json()["detail"]
     url, key = stack["R2R_BASE_URL"], stack["R2R_API_KEY"]
     saved = admin.put("/config", json={"base_url": url, "api_key": key}).json()
-    assert saved["export_enabled"] and saved["export_mode"] == "replace"  # kept
+    assert saved["export_state"] == "mirror" and saved["export_source"] == "stored"  # kept
     gone = admin.delete("/config")
     assert gone.json() == {"deleted": True, "message": "The stored connection was removed."}
     assert raw_config_row(ctx.ledger.engine, tenant_id) is None
     assert admin.delete("/config").json()["deleted"] is False
+
+
+def test_config_shows_the_effective_state_and_its_source(admin, stack, ctx, tenant_id, switches):
+    """The environment's replace mode is shown as such; saving a connection stores no
+    export choice (it used to store "off", which overrode the environment)."""
+    switches(ONYX_EXPORT_R2R="true", R2R_EXPORT_MODE="replace")
+    shown = admin.get("/config").json()
+    assert (shown["export_enabled"], shown["export_mode"]) == (True, "replace")
+    assert shown["export_state"] == "replace" and shown["export_source"] == "environment"
+    assert shown["searches_r2r"] and shown["stored_export"] is None
+    assert shown["switches"] == {
+        "export": "true",
+        "mode": "replace",
+        "backend": "",
+        "locked": False,
+    }
+    url, key = stack["R2R_BASE_URL"], stack["R2R_API_KEY"]
+    saved = admin.put("/config", json={"base_url": url, "api_key": key})
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["export_state"] == "replace"
+    assert saved.json()["export_source"] == "environment"
+    assert raw_config_row(ctx.ledger.engine, tenant_id)["export_enabled"] is None
+    assert export_state(tenant_id, store=ctx.store) is None
+    switches(ONYX_EXPORT_R2R="true", ONYX_INDEX_BACKEND="r2r")
+    mirror = admin.get("/config").json()
+    assert mirror["export_state"] == "mirror" and mirror["searches_r2r"]
+
+
+def test_the_switch_is_refused_while_the_environment_has_the_bridge_off(admin, switches):
+    switches(R2R_EXPORT_MODE="replace")
+    shown = admin.get("/config").json()
+    assert shown["export_state"] == "off" and not shown["export_enabled"]
+    assert shown["switches"]["locked"] is True
+    refused = admin.put("/export", json={"enabled": True, "mode": "mirror"})
+    assert refused.status_code == 409
+    assert refused.json()["error"] == "switched_off_by_environment"
+    assert "ONYX_EXPORT_R2R" in refused.json()["detail"]
+
+
+def _wait_for(predicate, seconds: float = 10.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not reached")
+
+
+def test_leaving_replace_mode_needs_a_rebuild_of_onyxs_index(admin, ctx, tenant_id, switches):
+    switches(ONYX_EXPORT_R2R="tenant")
+    assert admin.put("/export", json={"enabled": True, "mode": "replace"}).status_code == 200
+    # without a rebuild: refused, nothing changes
+    for change in ({"enabled": False}, {"enabled": True, "mode": "mirror"}, {"enabled": None}):
+        refused = admin.put("/export", json=change)
+        assert refused.status_code == 409, change
+        assert refused.json()["error"] == "onyx_index_stale"
+        assert "Onyx's own index was not written" in refused.json()["detail"]
+    assert admin.delete("/config").json()["error"] == "onyx_index_stale"
+    # outside Onyx no rebuild can start: refused as well
+    assert ctx.rebuild_onyx_index is None
+    unavailable = admin.put("/export", json={"enabled": False, "onyx_index": "rebuild"})
+    assert unavailable.json()["error"] == "rebuild_unavailable"
+    assert export_state(tenant_id, store=ctx.store) == (True, "replace")
+    # with Onyx's rebuild (here a recorder standing in for Onyx's database functions)
+    started: list[str] = []
+    ctx.rebuild_onyx_index = lambda tenant: started.append(tenant) or 3
+    ctx.rebuild_delay_seconds = 0.0
+    assert admin.post("/onyx-reindex").json()["error"] == "still_replacing"
+    switched = admin.put("/export", json={"enabled": False, "onyx_index": "rebuild"})
+    assert switched.status_code == 200, switched.text
+    assert switched.json()["export_state"] == "off"
+    assert _wait_for(lambda: started) == [tenant_id]
+    rebuild = _wait_for(lambda: admin.get("/config").json()["onyx_rebuild"]["state"] == "started")
+    assert rebuild
+    shown = admin.get("/config").json()["onyx_rebuild"]
+    assert shown["connectors"] == 3 and "3 connectors" in shown["message"]
+    # entering replace mode needs nothing; a failing rebuild is reported on the page
+    assert admin.put("/export", json={"enabled": True, "mode": "replace"}).status_code == 200
+
+    def broken(tenant: str) -> int:
+        raise RuntimeError("cc_pair table is locked")
+
+    ctx.rebuild_onyx_index = broken
+    assert admin.put("/export", json={"enabled": None, "onyx_index": "rebuild"}).status_code == 200
+    failed = _wait_for(
+        lambda: (admin.get("/config").json()["onyx_rebuild"] or {}).get("state") == "failed"
+    )
+    assert failed and "locked" in admin.get("/config").json()["onyx_rebuild"]["message"]
+    assert admin.get("/config").json()["export_source"] == "environment"
+    assert ctx.redis.delete(f"onyx_r2r:onyx_rebuild:{tenant_id}") == 1
 
 
 def test_status_dead_letter_paging_and_replay_rules(admin, settings, ctx, tenant_id):

@@ -52,6 +52,7 @@ GOLDEN: dict[str, tuple[str, Any]] = {
     "breaker_threshold": ("ONYX_R2R_BREAKER_THRESHOLD", 5),
     "breaker_cooldown_seconds": ("ONYX_R2R_BREAKER_COOLDOWN_SECONDS", 15.0),
     "breaker_max_cooldown_seconds": ("ONYX_R2R_BREAKER_MAX_COOLDOWN_SECONDS", 300.0),
+    "breaker_probe_seconds": ("ONYX_R2R_BREAKER_PROBE_SECONDS", 5.0),
     "connect_timeout": ("ONYX_R2R_CONNECT_TIMEOUT", 3.0),
     "read_timeout": ("ONYX_R2R_READ_TIMEOUT", 30.0),
     "client_retry_max_time": ("ONYX_R2R_CLIENT_RETRY_MAX_TIME", 20.0),
@@ -84,6 +85,7 @@ NON_DEFAULT: dict[str, Any] = {
     "breaker_threshold": 3,
     "breaker_cooldown_seconds": 1.5,
     "breaker_max_cooldown_seconds": 5.0,
+    "breaker_probe_seconds": 2.5,
     "connect_timeout": 0.3,
     "read_timeout": 45.0,
     "client_retry_max_time": 12.0,
@@ -148,7 +150,10 @@ def test_variables_and_defaults_are_unchanged() -> None:
         variable, default = GOLDEN[setting.name]
         assert setting.variable == variable
         assert getattr(defaults, setting.name) == default, setting.name
-    assert [s.file_variable for s in SETTINGS if s.file_variable] == ["R2R_API_KEY_FILE"]
+    assert [s.file_variable for s in SETTINGS if s.file_variable] == [
+        "R2R_API_KEY_FILE",
+        "R2R_PASSWORD_FILE",
+    ]
 
 
 def test_variable_names_follow_the_pattern_and_are_unique() -> None:
@@ -159,7 +164,7 @@ def test_variable_names_follow_the_pattern_and_are_unique() -> None:
             else f"ONYX_R2R_{setting.name.upper()}"
         )
         assert setting.variable == expected
-    assert len(set(ENV_NAMES)) == len(SETTINGS) + 1
+    assert len(set(ENV_NAMES)) == len(SETTINGS) + 2  # + the two *_FILE variables
 
 
 def test_every_entry_has_a_one_line_doc() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from onyx.r2r_integration.flags import R2RFlags
+from onyx.r2r_integration.flags import EnvSwitches, R2RFlags
 from onyx.r2r_integration.policy import docfetching_acl, index_owns_content
 
 
@@ -48,33 +48,32 @@ def test_docfetching_acl_keeps_unless_new_with_external_access() -> None:
 
 
 @pytest.mark.parametrize(
-    ("env", "export", "replace", "primary", "fanout"),
+    ("env", "mode", "primary"),
     [
-        ({}, False, False, False, False),
-        ({"ONYX_EXPORT_R2R": "true"}, True, False, False, True),
-        ({"ONYX_EXPORT_R2R": "1", "R2R_EXPORT_MODE": "mirror"}, True, False, False, True),
-        ({"ONYX_EXPORT_R2R": "true", "R2R_EXPORT_MODE": "replace"}, True, True, True, True),
-        ({"R2R_EXPORT_MODE": "REPLACE"}, False, True, True, True),
-        ({"ONYX_INDEX_BACKEND": "r2r"}, False, False, True, True),
-        ({"ONYX_INDEX_BACKEND": "opensearch"}, False, False, False, False),
-        # a typo never drops Onyx's own index
-        ({"ONYX_EXPORT_R2R": "true", "R2R_EXPORT_MODE": "replcae"}, True, False, False, True),
-        ({"ONYX_EXPORT_R2R": "false"}, False, False, False, False),
+        # spellings the truth table (README, tests/unit/test_r2r_switches.py) does not list
+        ({"ONYX_EXPORT_R2R": "1"}, "mirror", False),
+        ({"ONYX_EXPORT_R2R": " YES ", "R2R_EXPORT_MODE": "REPLACE"}, "replace", True),
+        ({"ONYX_EXPORT_R2R": "Tenant"}, "off", False),
+        ({"ONYX_EXPORT_R2R": "0", "ONYX_INDEX_BACKEND": "R2R"}, "mirror", True),
+        # a typo never drops Onyx's own index, and never switches the bridge on
+        ({"ONYX_EXPORT_R2R": "true", "R2R_EXPORT_MODE": "replcae"}, "mirror", False),
+        ({"ONYX_EXPORT_R2R": "treu", "R2R_EXPORT_MODE": "replace"}, "off", False),
     ],
 )
-def test_flags_from_env(env, export, replace, primary, fanout) -> None:
+def test_flags_from_env(env, mode, primary) -> None:
     flags = R2RFlags.from_env(env)
-    assert flags.export is export
-    assert flags.replace_mode is replace
+    assert flags.mode == mode and flags.source == "environment"
+    assert flags.export is (mode != "off") and flags.in_fanout is flags.export
+    assert flags.replace_mode is (mode == "replace")
     assert flags.r2r_primary is primary
-    assert flags.in_fanout is fanout
 
 
-def test_tenant_state_wins_over_env() -> None:
-    env = R2RFlags.from_env({"ONYX_EXPORT_R2R": "true", "ONYX_INDEX_BACKEND": "r2r"})
-    assert env.with_tenant_state(None) == env
-    off = env.with_tenant_state((False, "mirror"))
-    assert not off.export and off.backend == "r2r"  # the backend switch stays env-only
-    replace = R2RFlags.from_env({}).with_tenant_state((True, "replace"))
-    assert replace.export and replace.replace_mode
-    assert R2RFlags.from_env({}).with_tenant_state((True, "bogus")).mode == "mirror"
+def test_stored_choice_wins_unless_both_switches_are_off() -> None:
+    env = EnvSwitches.from_env({"ONYX_EXPORT_R2R": "true", "ONYX_INDEX_BACKEND": "r2r"})
+    assert env.resolve(None) == R2RFlags(mode="mirror", backend="r2r")
+    off = env.resolve((False, "replace"))
+    assert off.mode == "off" and off.source == "stored" and not off.r2r_primary
+    replace = EnvSwitches.from_env({"ONYX_EXPORT_R2R": "tenant"}).resolve((True, "replace"))
+    assert replace.replace_mode and replace.source == "stored"
+    assert EnvSwitches.from_env({}).resolve((True, "replace")).mode == "off"
+    assert env.resolve((True, "bogus")).mode == "mirror"

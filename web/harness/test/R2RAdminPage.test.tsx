@@ -221,6 +221,40 @@ describe("R2RAdminPage", () => {
     expect(screen.getByRole("radio", { name: /Replace/ })).toBeChecked();
   });
 
+  it("leaves replace mode only together with a rebuild of Onyx's index", async () => {
+    const replacing = {
+      ...STORED,
+      export_mode: "replace" as const,
+      export_state: "replace" as const,
+      export_source: "stored" as const,
+    };
+    let puts = 0;
+    const calls = mockApi(
+      pageRoutes({
+        "GET /api/admin/r2r/config": { body: replacing },
+        "PUT /api/admin/r2r/export": () =>
+          ++puts === 1
+            ? {
+                status: 409,
+                body: { detail: "Onyx's own index was not written", error: "onyx_index_stale" },
+              }
+            : { body: { ...STORED, export_state: "mirror", export_source: "stored" } },
+      })
+    );
+    const user = userEvent.setup();
+    renderFresh(<R2RAdminPage refreshMs={REFRESH} />);
+    expect(await screen.findByText(/Chosen for this workspace/)).toBeInTheDocument();
+    await user.click(screen.getByRole("radio", { name: /Mirror/ }));
+    expect(await screen.findByText(/Onyx's own index was not written/)).toBeInTheDocument();
+    await user.click(screen.getByRole("button", { name: /Switch and rebuild Onyx's index/ }));
+    await waitFor(() => expect(puts).toBe(2));
+    const bodies = calls.filter((c) => c.method === "PUT").map((c) => c.body);
+    expect(bodies).toEqual([
+      { enabled: true, mode: "mirror" },
+      { enabled: true, mode: "mirror", onyx_index: "rebuild" },
+    ]);
+  });
+
   it("warns when secrets would be stored unencrypted", async () => {
     mockApi(
       pageRoutes({

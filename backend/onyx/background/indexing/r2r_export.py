@@ -17,7 +17,9 @@ exporter owns the **content** of connector documents; access belongs to
 "keep" - except a document new to the ledger that carries ``external_access``.
 
 Imports nothing from Onyx (testable in CI); lives here because that is where
-an Onyx admin's tree expects docfetching code.
+an Onyx admin's tree expects docfetching code.  Onyx's docfetching module imports it at
+start-up, so the engine and its packages load only when an exporter is built (the
+bridge is on for the tenant); with the bridge off nothing is imported or looked up.
 """
 
 from __future__ import annotations
@@ -27,18 +29,14 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from onyx.r2r_integration.flags import tenant_credentials, tenant_flags
-from onyx.r2r_integration.onyx_shapes import (
-    external_access_acl,
-    field_of,
-    source_document_from_onyx,
-)
-from onyx.r2r_integration.policy import docfetching_acl
-from onyx.r2r_integration.sender import R2RDocumentSender
-from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.metrics import Counters
+from onyx.r2r_integration.logs import throttled
+
+if TYPE_CHECKING:
+    from onyx.r2r_integration.sender import R2RDocumentSender
+    from onyx.r2r_sender import BridgeSettings
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +85,13 @@ class DocfetchingExporter:
         return f"DocfetchingExporter(tenant_id={self.tenant_id!r})"
 
     def _sources(self, documents: list[Any]) -> list[Any]:
+        from onyx.r2r_integration.onyx_shapes import (
+            external_access_acl,
+            field_of,
+            source_document_from_onyx,
+        )
+        from onyx.r2r_integration.policy import docfetching_acl
+
         ids = [str(field_of(d, "id")) for d in documents if field_of(d, "id")]
         known = self.sender.known_live(ids)
         out: list[Any] = []
@@ -132,7 +137,7 @@ class DocfetchingExporter:
 
     def _count(self, name: str, amount: int) -> None:
         try:
-            from onyx.r2r_sender.plumbing import host_redis
+            from onyx.r2r_sender import Counters, host_redis
 
             Counters(host_redis(self.sender.settings.broker_url)).add(self.tenant_id, name, amount)
         except Exception:
@@ -142,18 +147,32 @@ class DocfetchingExporter:
 def exporter_for_attempt(
     tenant_id: str, *, is_primary: bool, settings: BridgeSettings | None = None
 ) -> DocfetchingExporter | None:
-    """The exporter of one docfetching task, or ``None`` (export off, or not primary).
+    """The exporter of one docfetching task, or ``None`` (the bridge is off for the
+    tenant - see :func:`~onyx.r2r_integration.flags.tenant_flags` - or the search settings
+    are not PRESENT).
 
-    Built once per task; never raises (a broken configuration disables the
-    export for this task and is logged).
+    Built once per task; never raises (a broken configuration or installation disables
+    the export for this task and is logged, once per interval).
     """
     if not is_primary:
         return None
     try:
-        bridge_settings = settings or BridgeSettings.from_env()
-        if not tenant_flags(tenant_id, bridge_settings).export:
+        if not tenant_flags(tenant_id, settings).export:  # no I/O while the bridge is off
             return None
-        return DocfetchingExporter(build_sender(tenant_id, bridge_settings), tenant_id)
-    except Exception:
-        logger.exception("r2r mirror: export disabled for this attempt (tenant %s)", tenant_id)
+        if settings is None:
+            from onyx.r2r_sender import BridgeSettings
+
+            settings = BridgeSettings.from_env()
+        return DocfetchingExporter(build_sender(tenant_id, settings), tenant_id)
+    except Exception as exc:  # noqa: BLE001 - never fail the docfetching task
+        throttled.log(
+            logger,
+            logging.ERROR,
+            "docfetching:exporter",
+            "r2r mirror: export disabled for this attempt of tenant %s (%s: %s)",
+            tenant_id,
+            type(exc).__name__,
+            exc,
+            exc_info=True,
+        )
         return None

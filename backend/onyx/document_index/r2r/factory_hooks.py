@@ -1,19 +1,24 @@
 """What the patched ``onyx/document_index/factory.py`` calls (three one-line hooks).
 
-* :func:`replacement_indices` - first thing in ``get_all_document_indices``:
-  in replace mode, ``[R2RIndex]`` is every index Onyx writes to (for FUTURE
-  search settings a write-skipping ``R2RIndex``, so a model swap still completes);
-  otherwise ``None`` and the factory goes on as upstream.
-* :func:`with_mirror` - on the factory's result: appends ``R2RIndex`` last
-  when the export (or R2R retrieval) is on and the search settings are not
-  FUTURE.  Last, so Onyx's own index stays first (Onyx reports the first
-  index's results and the factory's docstring wants Vespa first).
-* :func:`default_index` - first thing in ``get_default_document_index``:
-  ``R2RIndex`` when ``ONYX_INDEX_BACKEND=r2r`` or in replace mode, else ``None``.
+* :func:`replacement_indices` - first thing in ``get_all_document_indices``: in replace
+  mode ``[R2RIndex]`` is every index Onyx writes to (for FUTURE search settings a
+  write-skipping ``R2RIndex``, so a model swap still completes); otherwise ``None`` and
+  the factory goes on as upstream.
+* :func:`with_mirror` - on the factory's result: appends ``R2RIndex`` last in mirror
+  mode when the search settings are not FUTURE.  Last, so Onyx's own index stays first
+  (Onyx reports the first index's results and the factory's docstring wants Vespa first).
+* :func:`default_index` - first thing in ``get_default_document_index``: ``R2RIndex``
+  when the tenant searches R2R (replace mode, or mirror with ``ONYX_INDEX_BACKEND=r2r``).
 
-None of them raises: a broken mirror configuration leaves Onyx as upstream
-(logged).  :func:`bypass` switches them off in a block (the backfill reads
-Onyx's own index through the factory).
+The tenant's mode is :func:`onyx.r2r_integration.flags.tenant_flags` (the README's truth
+table).  With the bridge off the hooks return upstream's answer without any I/O.  None of
+them raises: a broken mirror configuration or installation leaves Onyx as upstream, logged
+once per interval.  :func:`~onyx.r2r_integration.flags.bypass` switches them off in a block
+(the backfill reads Onyx's own index through the factory).
+
+This module is imported by Onyx's factory at start-up, so it imports nothing but the
+standard library and the flags module at import time: ``R2RIndex``, the engine and their
+packages load on the first call that needs them.
 """
 
 from __future__ import annotations
@@ -21,32 +26,48 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from shared_configs.contextvars import get_current_tenant_id
-
 from onyx.r2r_integration.flags import R2RFlags, bypassed, is_future_settings, tenant_flags
-from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_integration.logs import throttled
 
 logger = logging.getLogger(__name__)
 
 
-def _flags() -> tuple[str, R2RFlags, BridgeSettings] | None:
+def _current_tenant() -> str:
+    from shared_configs.contextvars import get_current_tenant_id  # Onyx's
+
+    return str(get_current_tenant_id())
+
+
+def _flags() -> tuple[str, R2RFlags] | None:
     if bypassed():
         return None
     try:
-        settings = BridgeSettings.from_env()
-        tenant_id = get_current_tenant_id()
-        return tenant_id, tenant_flags(tenant_id, settings), settings
-    except Exception:
-        logger.exception("r2r: invalid configuration; Onyx runs without the R2R index")
+        tenant_id = _current_tenant()
+        return tenant_id, tenant_flags(tenant_id)
+    except Exception as exc:  # noqa: BLE001 - the factory never fails because of the bridge
+        _failed("flags", "could not determine the R2R switches", exc)
         return None
 
 
-def _build(search_settings: Any, tenant_id: str, flags: R2RFlags, settings: BridgeSettings) -> Any:
-    # imported here: the factory imports this module at start-up, R2RIndex pulls in
-    # Onyx's search models (no import cycle through the factory)
+def _failed(key: str, what: str, exc: BaseException) -> None:
+    throttled.log(
+        logger,
+        logging.ERROR,
+        f"factory:{key}",
+        "r2r: %s (%s: %s); Onyx uses its own indices",
+        what,
+        type(exc).__name__,
+        exc,
+        exc_info=True,
+    )
+
+
+def _build(search_settings: Any, tenant_id: str, flags: R2RFlags) -> Any:
+    # imported here: R2RIndex pulls in Onyx's search models and the engine (SQLAlchemy,
+    # Celery, httpx, backoff), which Onyx's factory must not need at import time
     from onyx.document_index.r2r.r2r_index import R2RIndex
 
-    return R2RIndex(search_settings, tenant_id=tenant_id, flags=flags, settings=settings)
+    return R2RIndex(search_settings, tenant_id=tenant_id, flags=flags)
 
 
 def replacement_indices(search_settings: Any) -> list[Any] | None:
@@ -56,32 +77,30 @@ def replacement_indices(search_settings: Any) -> list[Any] | None:
         return None
     try:
         return [_build(search_settings, *found)]
-    except Exception:
-        logger.exception("r2r: could not build R2RIndex; Onyx uses its own indices")
+    except Exception as exc:  # noqa: BLE001
+        _failed("replace", "could not build R2RIndex for replace mode", exc)
         return None
 
 
 def with_mirror(result: list[Any], search_settings: Any) -> list[Any]:
-    """*result* plus ``R2RIndex`` (last) when R2R takes Onyx's writes; FUTURE settings skipped."""
+    """*result* plus ``R2RIndex`` (last) in mirror mode; FUTURE settings are skipped."""
     found = _flags()
-    if found is None or not found[1].in_fanout or found[1].replace_mode:
-        return result
-    if is_future_settings(search_settings):
+    if found is None or found[1].mode != "mirror" or is_future_settings(search_settings):
         return result
     try:
         return [*result, _build(search_settings, *found)]
-    except Exception:
-        logger.exception("r2r: could not build R2RIndex; the mirror misses this call")
+    except Exception as exc:  # noqa: BLE001
+        _failed("mirror", "could not build R2RIndex; the mirror misses this call", exc)
         return result
 
 
 def default_index(search_settings: Any) -> Any | None:
-    """``R2RIndex`` when Onyx retrieves from R2R, else ``None``."""
+    """``R2RIndex`` when the tenant searches R2R, else ``None``."""
     found = _flags()
     if found is None or not found[1].r2r_primary:
         return None
     try:
         return _build(search_settings, *found)
-    except Exception:
-        logger.exception("r2r: could not build R2RIndex; Onyx searches its own index")
+    except Exception as exc:  # noqa: BLE001
+        _failed("search", "could not build R2RIndex; Onyx searches its own index", exc)
         return None

@@ -691,6 +691,25 @@ class Ledger:
                 {"wait": seconds, "t": claim.tenant_id, "d": claim.document_id},
             )
 
+    def expedite_retries(self, error_class: str) -> int:
+        """Make rows waiting out a backoff after *error_class* due now; return how many.
+
+        Called when R2R is reachable again after an outage: the backoff had no reason to
+        last longer.  Dead letters and rows that are due anyway are left alone.
+        """
+        with self._tx() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        f"UPDATE {SCHEMA}.document_state SET next_attempt_at = now() "
+                        "WHERE status = 'pending' AND last_error_class = :c "
+                        "AND next_attempt_at > now()"
+                    ),
+                    {"c": error_class},
+                ).rowcount
+                or 0
+            )
+
     def due_tenants(self, limit: int = 1000) -> list[str]:
         """Tenants that have documents due now (for the sweep's doorbells)."""
         with self.engine.connect() as conn:
@@ -894,6 +913,29 @@ class Ledger:
                     "r2r_collection_id = EXCLUDED.r2r_collection_id, name = EXCLUDED.name"
                 ),
                 {"t": tenant_id, "p": principal, "c": collection_id, "n": name},
+            )
+
+    def save_collections(
+        self, tenant_id: str, entries: Sequence[tuple[str, uuid.UUID, str]]
+    ) -> None:
+        """Remember many label → collection mappings in one statement."""
+        if not entries:
+            return
+        with self._tx() as conn:
+            conn.execute(
+                text(
+                    f"INSERT INTO {SCHEMA}.collection_map (tenant_id, principal, r2r_collection_id, name) "
+                    "SELECT :t, u.p, u.c, u.n FROM unnest(CAST(:ps AS text[]), CAST(:cs AS uuid[]), "
+                    "CAST(:ns AS text[])) AS u(p, c, n) "
+                    "ON CONFLICT (tenant_id, principal) DO UPDATE SET "
+                    "r2r_collection_id = EXCLUDED.r2r_collection_id, name = EXCLUDED.name"
+                ),
+                {
+                    "t": tenant_id,
+                    "ps": [e[0] for e in entries],
+                    "cs": [str(e[1]) for e in entries],
+                    "ns": [e[2] for e in entries],
+                },
             )
 
     def forget_collection(self, tenant_id: str, principal: str) -> None:

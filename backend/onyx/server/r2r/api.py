@@ -17,7 +17,7 @@ imports fail and the router refuses every request (403) unless a host builds its
 
 Endpoints: ``GET/PUT/DELETE /config``, ``POST /test``, ``PUT /export``, ``GET /status``,
 ``GET /dead-letters``, ``GET /dead-letter-classes``, ``POST /dead-letters/replay``,
-``POST /resync``, ``POST /reconcile``.  Each is a plain module-level handler function
+``POST /resync``, ``POST /reconcile``, ``POST /onyx-reindex``.  Each is a plain module-level handler function
 (:func:`get_config`, :func:`put_config`, ...) taking the tenant id and the
 :class:`AdminContext`; :func:`create_router` only wires them to routes and dependencies.
 Every error is JSON ``{"detail": <plain sentence>, "error": <code>, ...}``; request bodies
@@ -32,7 +32,7 @@ import threading
 import traceback
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from celery import Celery
@@ -46,6 +46,12 @@ from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from onyx.r2r_integration.flags import (
+    TENANT_CACHE_SECONDS,
+    EnvSwitches,
+    R2RFlags,
+    forget_tenant_cache,
+)
 from onyx.r2r_sender.admin_status import dead_letter_classes, tenant_status
 from onyx.r2r_sender.celery_app import build_app
 from onyx.r2r_sender.config import BridgeSettings, Secret
@@ -72,6 +78,17 @@ PREFIX = "/admin/r2r"
 _JOB_GUARD = "onyx_r2r:admin_job:"
 _JOB_GUARD_SECONDS = 30
 _TENANT_MAX = 128
+_REBUILD_KEY = "onyx_r2r:onyx_rebuild:"
+_REBUILD_KEEP_SECONDS = 7 * 24 * 3600
+# every Onyx process has seen a switch after its tenant cache expired once
+REBUILD_DELAY_SECONDS = TENANT_CACHE_SECONDS + 5
+STALE_INDEX_MESSAGE = (
+    "While R2R replaced Onyx's index, Onyx's own index was not written: documents added or "
+    "changed since then are missing from it and deleted ones are still in it, and Onyx cannot "
+    "repair that by itself. Switch together with a rebuild of Onyx's index (Onyx re-indexes "
+    "every connector from the beginning; until it is done Onyx's search misses what it has "
+    "not reached yet; documents from the ingestion API or user uploads must be uploaded again)."
+)
 
 
 # ------------------------------------------------------------------ errors
@@ -184,10 +201,14 @@ class ConnectionInput(BaseModel):
 
 
 class ExportInput(BaseModel):
+    """The tenant's export choice; ``enabled: null`` forgets it (the environment decides).
+    Leaving replace mode needs ``"onyx_index": "rebuild"`` (see :func:`put_export`)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    enabled: bool
+    enabled: bool | None
     mode: Literal["mirror", "replace"] = "mirror"
+    onyx_index: Literal["rebuild"] | None = None
 
 
 class ReplayInput(BaseModel):
@@ -209,6 +230,29 @@ class EncryptionView(BaseModel):
     allow_unencrypted: bool
 
 
+class SwitchesView(BaseModel):
+    """The environment's switches as this server reads them."""
+
+    export: Literal["false", "true", "tenant"]  # ONYX_EXPORT_R2R
+    mode: Literal["mirror", "replace"]  # R2R_EXPORT_MODE
+    backend: str  # ONYX_INDEX_BACKEND
+    locked: bool  # both off: the bridge is off for every tenant and choices are not read
+
+
+class StoredExportView(BaseModel):
+    enabled: bool
+    mode: Literal["mirror", "replace"]
+
+
+class RebuildView(BaseModel):
+    """The last rebuild of Onyx's own index requested for the tenant."""
+
+    state: Literal["scheduled", "started", "failed"]
+    at: datetime
+    connectors: int | None = None
+    message: str
+
+
 class ConfigView(BaseModel):
     tenant_id: str
     source: Literal["stored", "environment", "none"]
@@ -219,8 +263,15 @@ class ConfigView(BaseModel):
     login_email: str | None
     has_password: bool
     encrypted: bool
-    export_enabled: bool
-    export_mode: Literal["mirror", "replace"]
+    export_enabled: bool  # effective: the bridge is on for this tenant
+    export_mode: Literal["mirror", "replace"]  # effective (when off: the mode it would use)
+    export_state: Literal["off", "mirror", "replace"]  # effective mode (README truth table)
+    export_source: Literal["stored", "environment"]  # where export_state comes from
+    searches_r2r: bool  # Onyx's searches go to R2R
+    stored_export: StoredExportView | None  # the admin's stored choice, if any
+    switches: SwitchesView
+    onyx_rebuild: RebuildView | None
+    onyx_rebuild_available: bool  # this server can start a rebuild of Onyx's index
     updated_at: datetime | None
     environment: EnvironmentView
     encryption: EncryptionView
@@ -340,6 +391,9 @@ class AdminContext:
     redis: Redis
     celery: Celery
     doorbell: Doorbell
+    # inside Onyx: makes Onyx rebuild its own index for a tenant (host.onyx_index_rebuilder)
+    rebuild_onyx_index: Callable[[str], int] | None = None
+    rebuild_delay_seconds: float = REBUILD_DELAY_SECONDS
 
     @classmethod
     def build(
@@ -362,6 +416,7 @@ class AdminContext:
             redis=redis,
             celery=celery,
             doorbell=Doorbell(celery, redis, settings),
+            rebuild_onyx_index=host.onyx_index_rebuilder(),
         )
 
 
@@ -386,7 +441,13 @@ def _config_view(ctx: AdminContext, tenant_id: str, view: CredentialView | None)
     source: Literal["stored", "environment", "none"] = (
         "stored" if stored else "environment" if env_has_secret else "none"
     )
-    mode = view.export_mode if view is not None else "mirror"
+    env = EnvSwitches.from_env()
+    stored_choice = _stored_choice(view)
+    flags = env.resolve(stored_choice)
+    if flags.export:
+        mode: Literal["mirror", "replace"] = "replace" if flags.replace_mode else "mirror"
+    else:
+        mode = "replace" if stored_choice and stored_choice[1] == "replace" else env.mode
     return ConfigView(
         tenant_id=tenant_id,
         source=source,
@@ -397,8 +458,22 @@ def _config_view(ctx: AdminContext, tenant_id: str, view: CredentialView | None)
         login_email=view.login_email if view else None,
         has_password=bool(view and view.has_password),
         encrypted=bool(view and view.encrypted),
-        export_enabled=bool(view and view.export_enabled),
-        export_mode="replace" if mode == "replace" else "mirror",
+        export_enabled=flags.export,
+        export_mode=mode,
+        export_state=flags.mode,
+        export_source=flags.source,
+        searches_r2r=flags.r2r_primary,
+        stored_export=StoredExportView(
+            enabled=stored_choice[0],
+            mode="replace" if stored_choice[1] == "replace" else "mirror",
+        )
+        if stored_choice
+        else None,
+        switches=SwitchesView(
+            export=env.export, mode=env.mode, backend=env.backend, locked=env.all_off
+        ),
+        onyx_rebuild=_rebuild_status(ctx, tenant_id),
+        onyx_rebuild_available=ctx.rebuild_onyx_index is not None,
         updated_at=view.updated_at if view else None,
         environment=EnvironmentView(
             base_url=settings.r2r_base_url,
@@ -435,15 +510,25 @@ def put_config(body: ConnectionInput, tenant_id: str, ctx: AdminContext) -> Conf
     return _config_view(ctx, tenant_id, view)
 
 
-def delete_config(tenant_id: str, ctx: AdminContext) -> DeleteView:
-    """Forget the stored connection and export switch (the environment's server remains)."""
+def delete_config(
+    tenant_id: str,
+    ctx: AdminContext,
+    onyx_index: Annotated[Literal["rebuild"] | None, Query()] = None,
+) -> DeleteView:
+    """Forget the stored connection and export choice (the environment's server and switch
+    remain).  When that ends replace mode it needs ``?onyx_index=rebuild`` like
+    :func:`put_export` (409 ``onyx_index_stale`` otherwise)."""
+    rebuild = _check_leaving_replace(ctx, tenant_id, None, onyx_index)
     deleted = ctx.store.delete(tenant_id)
-    return DeleteView(
-        deleted=deleted,
-        message="The stored connection was removed."
+    forget_tenant_cache()
+    message = (
+        "The stored connection was removed."
         if deleted
-        else "No connection was stored for this tenant.",
+        else "No connection was stored for this tenant."
     )
+    if rebuild:
+        message += " " + _schedule_rebuild(ctx, tenant_id, ctx.rebuild_delay_seconds).message
+    return DeleteView(deleted=deleted, message=message)
 
 
 def test_connection(body: ConnectionInput, tenant_id: str, ctx: AdminContext) -> TestView:
@@ -470,20 +555,157 @@ test_connection.__test__ = False  # type: ignore[attr-defined]  # a handler, not
 
 
 def put_export(body: ExportInput, tenant_id: str, ctx: AdminContext) -> ConfigView:
-    """Switch the export on or off and choose mirror or replace (creates the tenant's row)."""
+    """Store the tenant's export choice (on/off, mirror/replace), or forget it
+    (``enabled: null``); creates the tenant's row.
+
+    Raises :class:`AdminApiError` 409 ``switched_off_by_environment`` when both environment
+    switches are off (no choice is read then, so none is stored), and 409
+    ``onyx_index_stale`` when the change ends replace mode without ``"onyx_index":
+    "rebuild"`` (Onyx's own index was not written meanwhile).  With it, the rebuild of Onyx's
+    index starts once every Onyx process has seen the switch (:data:`REBUILD_DELAY_SECONDS`).
+    """
+    env = EnvSwitches.from_env()
+    if env.all_off:
+        raise AdminApiError(
+            409,
+            "switched_off_by_environment",
+            "The R2R bridge is switched off for this whole deployment (ONYX_EXPORT_R2R is false "
+            "or unset and ONYX_INDEX_BACKEND is not r2r), so Onyx ignores this switch. Set "
+            "ONYX_EXPORT_R2R=true (on for every workspace) or ONYX_EXPORT_R2R=tenant (each "
+            "workspace decides here) on Onyx's services first.",
+        )
+    choice = None if body.enabled is None else (body.enabled, body.mode)
+    rebuild = _check_leaving_replace(ctx, tenant_id, choice, body.onyx_index)
     view = ctx.store.set_export(
         tenant_id,
         enabled=body.enabled,
         mode=body.mode,
         default_base_url=ctx.settings.r2r_base_url,
     )
+    forget_tenant_cache()
     logger.info(
-        "r2r export of tenant %s switched %s (%s)",
+        "r2r export of tenant %s: %s",
         tenant_id,
-        "on" if body.enabled else "off",
-        body.mode,
+        "the environment decides" if choice is None else f"{env.resolve(choice).mode} (stored)",
     )
+    if rebuild:
+        _schedule_rebuild(ctx, tenant_id, ctx.rebuild_delay_seconds)
     return _config_view(ctx, tenant_id, view)
+
+
+def rebuild_onyx_index(tenant_id: str, ctx: AdminContext) -> RebuildView:
+    """Make Onyx rebuild its own index for the tenant now (after leaving replace mode by the
+    environment): clear its documents' content hashes, re-index every active connector.
+
+    Raises :class:`AdminApiError` 409 ``rebuild_unavailable`` outside Onyx, and 409
+    ``still_replacing`` while R2R still replaces Onyx's index (the rebuild would write to R2R).
+    """
+    if ctx.rebuild_onyx_index is None:
+        raise AdminApiError(409, "rebuild_unavailable", _REBUILD_UNAVAILABLE)
+    if _effective(ctx, tenant_id).replace_mode:
+        raise AdminApiError(
+            409,
+            "still_replacing",
+            "R2R still replaces Onyx's index for this workspace: a rebuild now would only "
+            "write to R2R. Switch to mirror or off first.",
+        )
+    return _schedule_rebuild(ctx, tenant_id, 0.0)
+
+
+_REBUILD_UNAVAILABLE = (
+    "This server cannot start a rebuild of Onyx's index (it is not running inside Onyx, or "
+    "Onyx's re-index functions changed), so R2R stays Onyx's index. Run the switch from "
+    "Onyx's own admin page."
+)
+
+
+def _stored_choice(view: CredentialView | None) -> tuple[bool, str] | None:
+    if view is None or view.export_enabled is None:
+        return None
+    return (view.export_enabled, view.export_mode)
+
+
+def _effective(ctx: AdminContext, tenant_id: str) -> R2RFlags:
+    return EnvSwitches.from_env().resolve(_stored_choice(ctx.store.get(tenant_id)))
+
+
+def _check_leaving_replace(
+    ctx: AdminContext,
+    tenant_id: str,
+    choice: tuple[bool, str] | None,
+    onyx_index: str | None,
+) -> bool:
+    """Whether the change ends replace mode (then it must come with a rebuild: 409
+    ``onyx_index_stale`` without one, 409 ``rebuild_unavailable`` when none can start)."""
+    if not _effective(ctx, tenant_id).replace_mode:
+        return False
+    if EnvSwitches.from_env().resolve(choice).replace_mode:
+        return False
+    if onyx_index != "rebuild":
+        raise AdminApiError(409, "onyx_index_stale", STALE_INDEX_MESSAGE)
+    if ctx.rebuild_onyx_index is None:
+        raise AdminApiError(409, "rebuild_unavailable", _REBUILD_UNAVAILABLE)
+    return True
+
+
+def _rebuild_status(ctx: AdminContext, tenant_id: str) -> RebuildView | None:
+    try:
+        raw = ctx.redis.get(_REBUILD_KEY + tenant_id)
+    except RedisError:
+        return None
+    return RebuildView.model_validate_json(raw) if raw else None
+
+
+def _record_rebuild(ctx: AdminContext, tenant_id: str, view: RebuildView) -> None:
+    try:
+        ctx.redis.set(_REBUILD_KEY + tenant_id, view.model_dump_json(), ex=_REBUILD_KEEP_SECONDS)
+    except RedisError:
+        logger.warning("could not record the rebuild state of tenant %s", tenant_id)
+
+
+def _schedule_rebuild(ctx: AdminContext, tenant_id: str, delay: float) -> RebuildView:
+    """Start the rebuild of Onyx's index after *delay* seconds, in a thread of this server;
+    its outcome is logged and recorded (``GET /config`` shows it)."""
+    rebuild = ctx.rebuild_onyx_index
+    assert rebuild is not None
+
+    def run() -> None:
+        try:
+            count = rebuild(tenant_id)
+        except Exception as exc:  # noqa: BLE001 - reported on the page and in the log
+            logger.error(
+                "r2r admin: the rebuild of Onyx's index for tenant %s failed: %s",
+                tenant_id,
+                _safe_summary(exc),
+            )
+            view = RebuildView(
+                state="failed",
+                at=datetime.now(UTC),
+                message="The rebuild of Onyx's index could not be started "
+                f"({_safe_summary(exc)[:300]}); start it again.",
+            )
+        else:
+            logger.info("r2r admin: Onyx re-indexes %d connectors of tenant %s", count, tenant_id)
+            view = RebuildView(
+                state="started",
+                at=datetime.now(UTC),
+                connectors=count,
+                message=f"Onyx re-indexes {count} connector{'s' if count != 1 else ''} from "
+                "the beginning; its own search is complete again when those runs finish.",
+            )
+        _record_rebuild(ctx, tenant_id, view)
+
+    scheduled = RebuildView(
+        state="scheduled",
+        at=datetime.now(UTC),
+        message=f"The rebuild of Onyx's index starts in {delay:.0f} s, once every Onyx "
+        "process uses the new setting.",
+    )
+    _record_rebuild(ctx, tenant_id, scheduled)
+    timer = threading.Timer(delay, run)
+    timer.daemon = True
+    timer.start()
+    return scheduled
 
 
 def get_status(
@@ -626,6 +848,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/dead-letters/replay", replay_dead_letters),
     Route("POST", "/resync", resync, status_code=202),
     Route("POST", "/reconcile", reconcile, status_code=202),
+    Route("POST", "/onyx-reindex", rebuild_onyx_index, status_code=202),
 )
 
 

@@ -75,3 +75,43 @@ def passthrough_exceptions() -> tuple[type[BaseException], ...]:
 
 def default_tenant() -> str:
     return DEFAULT_TENANT
+
+
+def onyx_index_rebuilder() -> Callable[[str], int] | None:
+    """Inside Onyx: a function that makes Onyx rebuild its own index for one tenant.
+
+    It clears the content hash of every Onyx document of the tenant (so Onyx's
+    content-hash gate lets each one through again) and triggers a complete re-index
+    (``IndexingMode.REINDEX``) of every active connector; it returns how many connectors
+    were triggered.  Onyx's own beat starts the runs.  ``None`` outside Onyx, or when these
+    Onyx functions are gone or changed (the admin page then says so).
+    """
+    try:
+        from onyx.db.connector import (  # type: ignore[import-not-found]
+            mark_ccpair_with_indexing_trigger,
+        )
+        from onyx.db.connector_credential_pair import (  # type: ignore[import-not-found]
+            fetch_indexable_standard_connector_credential_pair_ids,
+        )
+        from onyx.db.engine.sql_engine import (  # type: ignore[import-not-found]
+            get_session_with_tenant,
+        )
+        from onyx.db.enums import IndexingMode  # type: ignore[import-not-found]
+        from onyx.db.models import Document  # type: ignore[import-not-found]
+        from sqlalchemy import update
+
+        reindex = IndexingMode.REINDEX
+    except Exception:  # noqa: BLE001 - not inside Onyx, or Onyx changed these names
+        logger.info("r2r admin: Onyx's re-index functions are not available here")
+        return None
+
+    def rebuild(tenant_id: str) -> int:
+        with get_session_with_tenant(tenant_id=tenant_id) as db_session:
+            db_session.execute(update(Document).values(content_hash=None))
+            db_session.commit()
+            cc_pair_ids = fetch_indexable_standard_connector_credential_pair_ids(db_session)
+            for cc_pair_id in cc_pair_ids:
+                mark_ccpair_with_indexing_trigger(cc_pair_id, reindex, db_session)
+        return len(cc_pair_ids)
+
+    return rebuild

@@ -186,8 +186,12 @@ export const r2rAdmin = {
     send<ConfigView>("PUT", "/config", body),
   deleteConnection: () =>
     send<{ deleted: boolean; message: string }>("DELETE", "/config"),
-  setExport: (enabled: boolean, mode: ExportMode) =>
-    send<ConfigView>("PUT", "/export", { enabled, mode }),
+  setExport: (enabled: boolean | null, mode: ExportMode, rebuildOnyxIndex = false) =>
+    send<ConfigView>("PUT", "/export", {
+      enabled,
+      mode,
+      ...(rebuildOnyxIndex ? { onyx_index: "rebuild" } : {}),
+    }),
   replay: (documentIds: string[] | "all") =>
     send<ReplayView>(
       "POST",

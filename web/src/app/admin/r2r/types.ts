@@ -14,8 +14,29 @@ export interface ConfigView {
   login_email: string | null;
   has_password: boolean;
   encrypted: boolean;
+  /** Effective: the bridge is on for this workspace (README truth table). */
   export_enabled: boolean;
+  /** Effective mode (when off: the mode the switch would use). */
   export_mode: ExportMode;
+  export_state: "off" | "mirror" | "replace";
+  /** Where export_state comes from: this workspace's stored choice or the environment. */
+  export_source: "stored" | "environment";
+  searches_r2r: boolean;
+  stored_export: { enabled: boolean; mode: ExportMode } | null;
+  switches: {
+    export: "false" | "true" | "tenant";
+    mode: ExportMode;
+    backend: string;
+    /** Both environment switches off: the bridge is off everywhere, this switch is ignored. */
+    locked: boolean;
+  };
+  onyx_rebuild: {
+    state: "scheduled" | "started" | "failed";
+    at: string;
+    connectors: number | null;
+    message: string;
+  } | null;
+  onyx_rebuild_available: boolean;
   updated_at: string | null;
   environment: {
     base_url: string;

@@ -123,11 +123,19 @@ class OnyxBackfillSource:
         return out
 
 
+BEAT_LOOKUP_SECONDS = 5.0
+
+
 def build_source(tenant_id: str) -> OnyxBackfillSource:
     """The factory named by ``ONYX_R2R_BACKFILL_SOURCE``."""
     return OnyxBackfillSource(tenant_id)
 
 
 def tenants() -> list[str]:
-    """Onyx's tenants with the mirror switched on (the beat backfills these)."""
-    return [t for t in get_all_tenant_ids() if tenant_flags(t).in_fanout]
+    """Onyx's tenants with the mirror switched on (the beat backfills these).
+
+    The mirror's own beat may wait for the ledger database (Onyx's request paths never do).
+    """
+    return [
+        t for t in get_all_tenant_ids() if tenant_flags(t, budget=BEAT_LOOKUP_SECONDS).in_fanout
+    ]
