@@ -667,3 +667,79 @@ def test_a_scaffold_registers_stays_up_answers_501_and_takes_nothing(
         and scaffold.ccbe.proc is not None
         and scaffold.ccbe.proc.poll() is None
     )
+
+
+# ------------------------------------------------------------------ what R2R does not need
+def test_the_patched_checkout_needs_no_torch_no_local_embedder_no_bundled_postgres(
+    tmp_path: Path,
+) -> None:
+    """torch is optional (imported lazily), the local embedding server exits for R2R, and the
+    bundled PostgreSQL is skipped for R2R even under a k8s role (which upstream refuses
+    without EXTERNAL_DB)."""
+    import subprocess
+
+    checkout = prepared_checkout(Path(SOURCE), tmp_path / "ccbe")
+    python = str(VENV / "bin" / "python")
+    no_torch = subprocess.run(
+        [
+            python,
+            "-c",
+            "import sys; sys.modules['torch'] = None\n"
+            "from context_chat_backend import dyn_loader; dyn_loader.clear_gpu_cache(); print('no torch: ok')",
+        ],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": os.environ["PATH"], "HF_HUB_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1"},
+    )
+    assert no_torch.returncode == 0 and "no torch: ok" in no_torch.stdout, no_torch.stderr[-2000:]
+    storage = tmp_path / "storage"
+    storage.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "APP_ID": "context_chat_backend",
+        "APP_SECRET": SECRET,
+        "APP_VERSION": VERSION,
+        "APP_HOST": "127.0.0.1",
+        "APP_PORT": "9",
+        "APP_PERSISTENT_STORAGE": str(storage),
+        "COMPUTE_DEVICE": "CPU",
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "NEXTCLOUD_URL": "http://127.0.0.1:9",
+    }
+    embedder = subprocess.run(
+        [python, "main_em.py"],
+        cwd=checkout,
+        env={**env, "RAG_BACKEND": "r2r"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert embedder.returncode == 0, embedder.stderr[-2000:]
+    assert "Exiting embedding server: the RAG backend r2r does not use it." in embedder.stdout
+    setup = ["bash", str(checkout / "dockerfile_scripts" / "pgsql" / "setup.sh")]
+    for rag_backend in ("", "r2r", " R2R ", "pinecone"):
+        skipped = subprocess.run(
+            setup,
+            env={**env, "APP_ROLE": "indexing", "RAG_BACKEND": rag_backend},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert skipped.returncode == 0, (rag_backend, skipped.stderr)
+        assert "the bundled PostgreSQL is not used, skipping its setup" in skipped.stdout
+    if PULL:  # upstream's k8s refusal is untouched for pgvector
+        refused = subprocess.run(
+            setup,
+            env={**env, "APP_ROLE": "indexing", "RAG_BACKEND": "pgvector"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert (
+            refused.returncode == 1
+            and "Refusing to start the internal postgresql" in refused.stderr
+        )

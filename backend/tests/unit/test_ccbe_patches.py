@@ -208,6 +208,20 @@ def test_the_readme_reports_each_patchs_line_counts(generation: str) -> None:
         )
 
 
+@pytest.mark.parametrize("generation", GENERATIONS)
+def test_the_version_header_middleware_is_added_once_in_main_py(generation: str) -> None:
+    added = [
+        (name, line)
+        for name, patch in patch_set(generation).items()
+        for line in patch.added
+        if "add_middleware(" in line
+    ]
+    assert added == [("main.patch", "\tapp.add_middleware(ExAppVersionHeader)")]
+    overlay = REPO / "ccbe" / "context_chat_backend"
+    for path in overlay.rglob("*.py"):
+        assert "add_middleware(" not in path.read_text(), path
+
+
 def test_the_ccbe_patches_touch_no_overlay_path_and_no_onyx_file() -> None:
     overlay = overlay_files()
     assert overlay, "patches/ccbe/overlay.txt installs nothing"
