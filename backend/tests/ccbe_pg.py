@@ -8,8 +8,10 @@ share one; it is dropped and created again by whoever asks for it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import psycopg
@@ -63,3 +65,16 @@ def public_tables(url: str) -> list[str]:
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY 1"
         ).fetchall()
     return [row[0] for row in rows]
+
+
+@contextlib.contextmanager
+def scratch_vector_database(stack: Mapping[str, str], purpose: str) -> Iterator[str]:
+    """A fresh pgvector database on the stack's PostgreSQL for the duration of the block
+    (named by :func:`scratch_name`); yields its ``postgresql://`` URL, drops it after."""
+    server = stack["ONYX_R2R_TEST_DATABASE_URL"].replace("+psycopg2", "").rpartition("/")[0]
+    name = scratch_name(purpose)
+    url = fresh_vector_database(server, name)
+    try:
+        yield url
+    finally:
+        drop_database(server, name)

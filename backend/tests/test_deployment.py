@@ -70,7 +70,7 @@ def test_deployment_check_passes(summary: dict[str, Any]) -> None:
     proc = deployment_check()
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     statuses = {name: check["status"] for name, check in summary["checks"].items()}
-    assert set(statuses) == {"compose", "r2r-config", "helm", "dockerfiles", "shell"}
+    assert set(statuses) == {"compose", "r2r-config", "helm", "nextcloud", "dockerfiles", "shell"}
     assert "failed" not in statuses.values(), summary
 
 
@@ -349,9 +349,10 @@ def test_no_secret_is_hard_coded() -> None:
 
 
 # ------------------------------------------------------------------ images
-def test_backend_build_context_sends_only_what_the_dockerfile_copies() -> None:
-    dockerfile = (DEPLOYMENT / "images" / "Dockerfile.backend").read_text()
-    lines = (DEPLOYMENT / "images" / "Dockerfile.backend.dockerignore").read_text().splitlines()
+@pytest.mark.parametrize("name", ["Dockerfile.backend", "Dockerfile.ccbe"])
+def test_build_context_sends_only_what_the_dockerfile_copies(name: str) -> None:
+    dockerfile = (DEPLOYMENT / "images" / name).read_text()
+    lines = (DEPLOYMENT / "images" / f"{name}.dockerignore").read_text().splitlines()
     ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
     assert ignore[0] == "*", "everything is excluded first, then re-included"
     included = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
@@ -359,12 +360,83 @@ def test_backend_build_context_sends_only_what_the_dockerfile_copies() -> None:
     for line in dockerfile.splitlines():
         if line.startswith("COPY ") and "--from=" not in line:
             sources += [p.rstrip("/") for p in line.split()[1:-1] if not p.startswith("--")]
-    assert sources, "Dockerfile.backend copies files from the repository"
+    assert sources, f"{name} copies files from the repository"
     for source in sources:
         assert any(source == inc or source.startswith(inc + "/") for inc in included), (
             f"{source} is copied but excluded from the build context"
         )
     assert not any(p.startswith((".stack", ".venv")) for p in included)
+
+
+# ------------------------------------------------------------------ Nextcloud (CCBE ExApp)
+CCBE_COMPOSE = DEPLOYMENT / "nextcloud" / "docker-compose.ccbe-r2r.yml"
+CCBE_ENV_TEMPLATE = DEPLOYMENT / "nextcloud" / "env.ccbe-r2r.template"
+CCBE_VERSIONS = {"5.4.0": "v5.4", "5.3.0": "v5.3"}
+
+
+def test_ccbe_compose_runs_the_exapp_beside_r2r(summary: dict[str, Any]) -> None:
+    services = rendered("ccbe-compose.json")["services"]
+    assert set(services) == {"context_chat_backend", "r2r", "r2r_postgres"}
+    ccbe = services["context_chat_backend"]
+    env = ccbe["environment"]
+    assert env["RAG_BACKEND"] == "r2r" and env["R2R_BASE_URL"] == "http://r2r:7272"
+    assert env["APP_ID"] == "context_chat_backend" and env["APP_VERSION"] == "5.4.0"
+    assert env["APP_HOST"] == "0.0.0.0" and env["APP_PORT"] == "23000"
+    assert not {"CCB_DB_URL", "EXTERNAL_DB", "CC_EM_BASE_URL"} & set(env), "R2R needs neither"
+    assert ccbe["build"]["dockerfile"] == "deployment/images/Dockerfile.ccbe"
+    assert ccbe["build"]["target"] == "context-chat-backend-r2r"
+    assert ccbe["depends_on"]["r2r"]["condition"] == "service_healthy"
+    assert ccbe["healthcheck"]["test"][-1] == "http://localhost:23000/heartbeat"
+    assert [p["host_ip"] for p in ccbe["ports"]] == ["127.0.0.1"], (
+        "published to localhost by default"
+    )
+    # R2R is the Onyx overlay's own service (one definition, deployment/r2r/ mounted)
+    r2r = services["r2r"]
+    assert r2r["entrypoint"][1] == "/onyx-r2r/render_config.py"
+    assert r2r["volumes"][0]["source"] == str(DEPLOYMENT / "r2r")
+    assert r2r["environment"]["R2R_ADMIN_EMAIL"] == env["R2R_EMAIL"]
+    assert r2r["environment"]["R2R_ADMIN_PASSWORD"] == env["R2R_PASSWORD"]
+
+
+def test_ccbe_compose_and_template_hold_no_secret() -> None:
+    problems = []
+    for line in CCBE_COMPOSE.read_text().splitlines():
+        match = re.match(r"\s*([A-Z][A-Z0-9_]*):\s*(.+)$", line)
+        if match and SECRET_NAME.search(match.group(1)):
+            if not re.fullmatch(r"\$\{[A-Z0-9_]+(:\?[^}]*|:-)?\}", match.group(2).strip()):
+                problems.append(line.strip())
+    for line in CCBE_ENV_TEMPLATE.read_text().splitlines():
+        match = re.match(r"^([A-Z][A-Z0-9_]*)=(.*)$", line)
+        if match and SECRET_NAME.search(match.group(1)) and match.group(2):
+            problems.append(line)
+    assert not problems, problems
+    template = CCBE_ENV_TEMPLATE.read_text()
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", CCBE_COMPOSE.read_text()))
+    documented = set(re.findall(r"(?m)^#? ?([A-Z][A-Z0-9_]*)=", template))
+    assert required <= documented, required - documented
+
+
+def test_ccbe_image_recipe_builds_upstreams_image_with_the_patches() -> None:
+    dockerfile = (DEPLOYMENT / "images" / "Dockerfile.ccbe").read_text()
+    build = (DEPLOYMENT / "images" / "build-ccbe").read_text()
+    assert (
+        "ARG CCBE_IMAGE=ghcr.io/nextcloud-releases/context_chat_backend:${CCBE_VERSION}"
+        in dockerfile
+    )
+    assert "patches/apply --host ccbe --only app" in dockerfile
+    assert "ARG CCBE_VERSION=5.4.0" in dockerfile
+    for version, patch_set in CCBE_VERSIONS.items():
+        assert f"[{version}]=" in build, version
+        assert (REPO_ROOT / "patches" / "ccbe" / patch_set).is_dir()
+    assert f"RELEASE={bridge_version()}" in build
+    assert f"-r2r{bridge_version()}}}" in CCBE_COMPOSE.read_text()
+
+
+def test_ccbe_info_xml_declares_the_backend_deploy_options(summary: dict[str, Any]) -> None:
+    assert summary["checks"]["nextcloud"]["status"] == "passed"
+    for patch_set in CCBE_VERSIONS.values():
+        log = (OUT / f"info-{patch_set}.log").read_text()
+        assert "ok (" in log, log
 
 
 # ------------------------------------------------------------------ one pinned version
@@ -405,4 +477,32 @@ def test_patches_apply_supports_backend_only_runs() -> None:
     proc = subprocess.run([str(apply), "--help"], capture_output=True, text=True, timeout=60)
     assert "--only" in proc.stdout + proc.stderr, (
         "Dockerfile.backend runs `patches/apply --only backend`"
+    )
+
+
+def test_info_xml_checker_names_what_is_wrong(tmp_path: Path) -> None:
+    checker = REPO_ROOT / "scripts" / "lib" / "check_info_xml.py"
+    info = tmp_path / "info.xml"
+    info.write_text(
+        "<info><id>context_chat_backend</id><version>5.4</version><external-app>"
+        "<environment-variables><variable><name>RAG_BACKEND</name><display-name>x</display-name>"
+        "</variable><variable><name>RAG_BACKEND</name><display-name>y</display-name>"
+        "<description>z</description></variable></environment-variables></external-app></info>"
+    )
+    result = subprocess.run(
+        ["python3", str(checker), str(info), "--require", "R2R_BASE_URL"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "<version> '5.4' is not semver" in result.stdout
+    assert "RAG_BACKEND: <description> is missing or empty" in result.stdout
+    assert "declared more than once: RAG_BACKEND" in result.stdout
+    assert "deploy options missing: R2R_BASE_URL" in result.stdout
+    info.write_text("<info><id>x</id>")
+    assert (
+        "not well-formed XML"
+        in subprocess.run(
+            ["python3", str(checker), str(info)], capture_output=True, text=True
+        ).stdout
     )

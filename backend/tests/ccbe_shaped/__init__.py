@@ -3,7 +3,7 @@
 ``context_chat_backend/`` here is a small package with CCBE's names, fields and signatures
 for what the overlay in ``ccbe/context_chat_backend/backends`` touches: ``types.py``
 (``IndexingError``, ``SourceItem``, ``ReceivedFileItem``, ``TConfig``, ``LoaderException``),
-``chain/types.py`` (``InDocument``, ``ScopeType``), ``vectordb/types.py`` (``DbException``,
+``network_em.py`` (``NetworkEmbeddings``), ``chain/types.py`` (``InDocument``, ``ScopeType``), ``vectordb/types.py`` (``DbException``,
 ``SafeDbException``, ``UpdateAccessOp``) and ``vectordb/base.py`` (``BaseVectorDB``), as they
 are at v5.3.0 (257c5cea) and v5.4.0 (9c525e5). ``CCBE_SHAPED_GENERATION=5.3|5.4`` picks the
 generation when the package is imported. The real modules are exercised by
@@ -33,15 +33,20 @@ ENV_VAR = "CCBE_SHAPED_GENERATION"
 SHAPED_DIR = Path(__file__).resolve().parent
 
 
-def load_generation(generation: str, monkeypatch: Any = None) -> ModuleType:
+def load_generation(
+    generation: str, monkeypatch: Any = None, unset: tuple[str, ...] = ()
+) -> ModuleType:
     """Import ``context_chat_backend`` (shaped, with the overlay) for *generation*.
 
     Forgets every ``context_chat_backend`` module imported before, so a test sees exactly
-    one generation. With *monkeypatch* the environment variable is restored afterwards.
+    one generation. With *monkeypatch* the environment variable is restored afterwards, and
+    the variables in *unset* (backend settings) are removed for the test.
     """
     if generation not in GENERATIONS:
         raise ValueError(f"unknown CCBE generation {generation!r}")
     if monkeypatch is not None:
+        for name in unset:
+            monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv(ENV_VAR, generation)
     else:
         os.environ[ENV_VAR] = generation
@@ -65,3 +70,26 @@ def run_storage_call(generation: str, backend: str, method: str, env: dict[str, 
     package = load_generation(generation)
     registry = importlib.import_module(f"{package.__name__}.backends")
     return getattr(registry.get_backend_class(backend)(None), method)()
+
+
+def r2r_placeholder_reason() -> str | None:
+    """Why the R2R backend cannot be tested yet, or ``None`` once it is real.
+
+    ``backends/r2r.py`` is a placeholder until the engine's synchronous apply path lands:
+    constructing it raises ``NotImplementedError`` whatever the settings. A real backend
+    constructs, or refuses missing settings with CCBE's ``DbException``. Tests of the R2R
+    path skip with this reason instead of faking R2R.
+    """
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("R2R_")}
+    try:
+        package = load_generation("5.4")
+        registry = importlib.import_module(f"{package.__name__}.backends")
+        try:
+            registry.get_backend_class("r2r")(None)
+        except NotImplementedError as e:
+            return f"the R2R backend (ccbe/…/backends/r2r.py) is still the placeholder: {e}"
+        except Exception:  # a real backend refusing missing settings
+            return None
+        return None
+    finally:
+        os.environ.update(saved)

@@ -181,8 +181,6 @@ def captured_logs() -> Iterator[list[str]]:
         root.setLevel(previous)
 
 
-
-
 def sample_docs(prefix: str, count: int) -> list[dict[str, Any]]:
     return [
         {

@@ -59,8 +59,6 @@ def verify_client(settings: BridgeSettings) -> R2RClient:
     return make_client(settings.credentials, settings)
 
 
-
-
 # ------------------------------------------------------------------ ledger
 
 
@@ -418,8 +416,6 @@ def run_cli(
         cwd=cwd,
         check=False,
     )
-
-
 
 
 def drain_counts(log: str, tenant_id: str) -> list[int]:

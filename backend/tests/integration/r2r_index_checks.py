@@ -125,8 +125,6 @@ def search_as(core: R2RIndexCore, user: str | None, query: str, **filters: Any) 
     )
 
 
-
-
 def settle(
     ledger: Ledger,
     settings: BridgeSettings,
@@ -165,4 +163,3 @@ def settle(
         return rows
 
     return wait_until(settled, timeout, interval=0.5, what=f"tenant {tenant_id} settled")
-

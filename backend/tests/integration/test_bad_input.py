@@ -29,10 +29,6 @@ pytestmark = pytest.mark.integration
 # ------------------------------------------------------------------ fixtures
 
 
-
-
-
-
 BIG_TIMEOUT = 1200.0  # 3000 collections are created one by one; R2R may be shared
 FIVE_MB = 5 * 1024 * 1024
 

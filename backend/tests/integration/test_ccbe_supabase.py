@@ -17,7 +17,7 @@ from types import ModuleType, SimpleNamespace
 
 import psycopg
 import pytest
-from ccbe_pg import drop_database, fresh_vector_database, public_tables, scratch_name
+from ccbe_pg import public_tables, scratch_vector_database
 from ccbe_shaped import GENERATIONS, load_generation
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
@@ -33,18 +33,15 @@ REPEATS = 8
 @pytest.fixture(scope="module")
 def scratch(stack: dict[str, str]) -> Iterator[str]:
     """A fresh database with the vector extension; its ``postgresql://`` URL."""
-    server = stack["ONYX_R2R_TEST_DATABASE_URL"].replace("+psycopg2", "").rpartition("/")[0]
-    name = scratch_name("ccbe_supabase")
-    url = fresh_vector_database(server, name)
-    yield url
-    drop_database(server, name)
+    with scratch_vector_database(stack, "ccbe_supabase") as url:
+        yield url
 
 
 @pytest.fixture(params=GENERATIONS)
 def supabase(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
-    for name in ("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_ANON_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    load_generation(request.param, monkeypatch)
+    load_generation(
+        request.param, monkeypatch, unset=("SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_ANON_KEY")
+    )
     return importlib.import_module("context_chat_backend.backends.supabase")
 
 
@@ -79,7 +76,14 @@ def test_check_connection_reports_an_unreachable_database_without_its_password(
         server = scratch.rpartition("/")[0].replace("postgres@", "postgres:pw-789@")
         monkeypatch.setenv("SUPABASE_DB_URL", f"{server}/no_such_database_ccbe")
         assert supabase.VectorDB(embedder).check_connection("request_processing") is False
-    assert caplog.text.count("the Supabase database is not reachable: OperationalError") == 2
+    assert (
+        "[files_indexing] RAG backend supabase: cannot reach the database at 127.0.0.1:1: connection refused"
+        in caplog.text
+    )
+    assert (
+        "[request_processing] RAG backend supabase: the database at 127.0.0.1:5432 has no database 'no_such_database_ccbe'"
+        in caplog.text
+    )
     assert "pw-789" not in caplog.text
     # the embedding client is asked first (CCBE's NetworkEmbeddings has a probe)
     monkeypatch.setenv("SUPABASE_DB_URL", scratch)
@@ -87,6 +91,37 @@ def test_check_connection_reports_an_unreachable_database_without_its_password(
     down = SimpleNamespace(check_connection=lambda origin: asked.append(origin) or False)
     assert supabase.VectorDB(down).check_connection("files_indexing") is False
     assert asked == ["files_indexing"]
+
+
+def test_diagnose_names_what_keeps_the_database_from_working(
+    supabase: ModuleType, scratch: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The contract's optional hook, reported by the ExApp's /init job: one line naming the
+    problem, never the password; the embedding server is not asked (the local one starts
+    only once the app is enabled)."""
+    never = SimpleNamespace(check_connection=lambda origin: pytest.fail("embedder probed"))
+    server = scratch.rpartition("/")[0]
+    cases = {
+        "postgresql://postgres:pw-789@127.0.0.1:1/postgres": "cannot reach the database at 127.0.0.1:1: connection refused",
+        server.replace("postgres@", "no_such_role_ccbe:pw-789@")
+        + "/postgres": "the database at 127.0.0.1:5432 refused the credentials in SUPABASE_DB_URL",
+        server.replace("postgres@", "postgres:pw-789@")
+        + "/no_such_database_ccbe": "the database at 127.0.0.1:5432 has no database 'no_such_database_ccbe'",
+        scratch: "",
+    }
+    for url, expected in cases.items():
+        monkeypatch.setenv("SUPABASE_DB_URL", url)
+        problem = supabase.VectorDB(never).diagnose("init")
+        assert problem == (f"RAG backend supabase: {expected}" if expected else ""), url
+        assert "pw-789" not in problem
+    monkeypatch.delenv("SUPABASE_DB_URL")
+    monkeypatch.setenv("SUPABASE_URL", "https://abc.supabase.co")
+    monkeypatch.setenv("SUPABASE_ANON_KEY", "anon-key")
+    assert (
+        supabase.VectorDB(None)
+        .diagnose("init")
+        .startswith("backend not implemented: supabase (SUPABASE_DB_URL is not set;")
+    )
 
 
 def test_pooler_safe_engine_prepares_nothing_on_the_server(

@@ -103,8 +103,6 @@ def free_closed_port() -> int:
         return sock.getsockname()[1]
 
 
-
-
 def doc_id(tenant_id: str, name: str) -> UUID:
     return r2r_document_id(tenant_id, name)
 

@@ -56,10 +56,6 @@ pytestmark = pytest.mark.integration
 # ------------------------------------------------------------------ fixtures
 
 
-
-
-
-
 APPLY_TIMEOUT = 300.0  # generous: every worker also sweeps other tenants of the shared test DB
 ALICE = "user_email:alice@example.com"
 BOB = "user_email:bob@example.com"

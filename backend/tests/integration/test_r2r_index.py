@@ -46,10 +46,6 @@ pytestmark = pytest.mark.integration
 SYNC = 180.0
 
 
-
-
-
-
 def _all_docs(marker: str):
     return [
         (onyx_document(d, f"zebulon {marker} report about {d} matters"), acl, [])

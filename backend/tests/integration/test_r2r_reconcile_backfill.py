@@ -30,10 +30,6 @@ pytestmark = pytest.mark.integration
 SYNC = 180.0
 
 
-
-
-
-
 def _docs(prefix: str, n: int, word: str) -> list[SourceDocument]:
     return [
         SourceDocument(f"{prefix}{i:02d}", text=f"{word} document number {i}", acl=["PUBLIC"])

@@ -29,8 +29,6 @@ DOC_ID = "files__default: 42"  # the same host document id in both scopes
 WORD = "okapi"
 
 
-
-
 @pytest.fixture
 def client(settings, ledger, tenant_id) -> Iterator[R2RClient]:
     keys = [ONYX.scope(tenant_id).key, NEXTCLOUD.scope(tenant_id).key]

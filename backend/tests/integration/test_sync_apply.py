@@ -24,8 +24,6 @@ from onyx.r2r_sender.sync import LabelChange, SyncApplier
 pytestmark = pytest.mark.integration
 
 
-
-
 @pytest.fixture
 def scope(r2r: R2RClient) -> Iterator[TenantScope]:
     """A fresh Nextcloud instance scope; its R2R documents are deleted afterwards."""

@@ -50,9 +50,7 @@ STORAGE_CALLS = {
 @pytest.fixture(params=GENERATIONS)
 def ccbe(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The shaped ``context_chat_backend`` of one generation, with a clean backend env."""
-    for name in SETTING_VARS:
-        monkeypatch.delenv(name, raising=False)
-    return load_generation(request.param, monkeypatch)
+    return load_generation(request.param, monkeypatch, unset=SETTING_VARS)
 
 
 def sub(package: ModuleType, name: str) -> ModuleType:

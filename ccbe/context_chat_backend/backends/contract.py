@@ -17,6 +17,11 @@ both CCBE generations (:mod:`.compat` absorbs the differences), plus ``get_users
    now (a cheap probe with a short timeout). It never raises. CCBE's worker threads call
    it before taking documents, actions or queries from Nextcloud; ``False`` leaves every
    queue untouched, which is what must happen while the store is down or not implemented.
+   Optionally **``diagnose(origin: str) -> str``** says what keeps the store from working
+   in one line for the admin (``""`` when nothing does: unreachable, credentials refused,
+   not implemented, …; no secrets); the ExApp's ``POST /init`` job reports it to AppAPI
+   (:mod:`context_chat_backend.exapp.readiness`). Without it, ``/init`` can only say that
+   ``check_connection`` failed.
 3. **Everything crosses process boundaries.** The instance pickles (it holds settings, not
    connections: drop them in ``__getstate__``), and so do results and exceptions: use
    CCBE's ``DbException``/``SafeDbException``/``IndexingError`` or exceptions whose
@@ -40,6 +45,7 @@ __all__ = [
     "NOT_IMPLEMENTED_PREFIX",
     "NOT_IMPLEMENTED_STATUS",
     "STORAGE_METHODS",
+    "DiagnosingBackend",
     "RagBackend",
     "is_not_implemented",
     "not_implemented",
@@ -72,6 +78,15 @@ class RagBackend(Protocol):
 
     def check_connection(self, origin: str) -> bool:
         """Whether the storage can take work now; cheap, short timeout, never raises."""
+        ...
+
+
+@runtime_checkable
+class DiagnosingBackend(RagBackend, Protocol):
+    """A backend with the optional ``diagnose`` hook (see the module docstring)."""
+
+    def diagnose(self, origin: str) -> str:
+        """``""`` when the storage can work, else one line saying why not; never raises."""
         ...
 
 

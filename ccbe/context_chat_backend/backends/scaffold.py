@@ -48,6 +48,10 @@ class ScaffoldBackend(BaseVectorDB):
         )
         return False
 
+    def diagnose(self, origin: str) -> str:
+        """The 501 message: a scaffold can never work (``backend not implemented: <name>``)."""
+        return str(not_implemented(self.backend_name, self.detail).args[0])
+
     def get_users(self) -> list[str]:
         self._refuse()
 

@@ -101,6 +101,27 @@ def _rest_scaffold_detail() -> str | None:
     )
 
 
+def _why_not(error: BaseException, where: str, database: str | None) -> str:
+    """A connection error of psycopg as one line for the admin (no server text is quoted:
+    it may echo connection parameters)."""
+    text = str(error).lower()
+    if "authentication failed" in text or ('role "' in text and "does not exist" in text):
+        return f"the database at {where} refused the credentials in {DB_URL_VAR}"
+    if "does not exist" in text:
+        return f"the database at {where} has no database {database!r}"
+    if "refused" in text:
+        return f"cannot reach the database at {where}: connection refused"
+    if "timeout" in text or "timed out" in text:
+        return f"cannot reach the database at {where}: timed out"
+    if (
+        "name or service not known" in text
+        or "translate host name" in text
+        or "name resolution" in text
+    ):
+        return f"cannot reach the database at {where}: unknown host"
+    return f"cannot use the database at {where}: {type(error).__name__}"
+
+
 class _RestScaffold(ScaffoldBackend):
     backend_name = BACKEND
 
@@ -175,9 +196,28 @@ class VectorDB(BaseVectorDB):
         probe_embedder = getattr(self.embedding, "check_connection", None)
         if probe_embedder is not None and not probe_embedder(origin):
             return False
+        problem = self._database_problem()
+        if problem:
+            logger.warning("[%s] %s", origin, problem)
+            return False
+        return True
+
+    def diagnose(self, origin: str) -> str:
+        """What keeps the database from working (the contract's optional hook): the
+        scaffold's 501 message, or the database unreachable / refusing the credentials /
+        missing; ``""`` when a ``SELECT 1`` works. CCBE's embedding server is not probed
+        (the local one starts only once the app is enabled). Never raises."""
+        if self.scaffold is not None:
+            return self.scaffold.diagnose(origin)
+        return self._database_problem()
+
+    def _database_problem(self) -> str:
+        """``""`` when ``SELECT 1`` works on the database, else why not (host and port, never
+        the password)."""
         import psycopg
 
         assert self.db_url is not None
+        where = f"{self.db_url.host}:{self.db_url.port or 5432}"
         conninfo = self.db_url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
             with psycopg.connect(
@@ -187,11 +227,8 @@ class VectorDB(BaseVectorDB):
             ) as conn:
                 conn.execute("SELECT 1")
         except (psycopg.Error, OSError) as e:
-            logger.warning(
-                "[%s] the Supabase database is not reachable: %s", origin, type(e).__name__
-            )
-            return False
-        return True
+            return f"RAG backend {BACKEND}: {_why_not(e, where, self.db_url.database)}"
+        return ""
 
     # ------------------------------------------------------------ BaseVectorDB
     def get_users(self) -> list[str]:

@@ -1,7 +1,7 @@
 """Shaped ``context_chat_backend/types.py``.
 
 Both generations: ``LoaderException``, ``EmbeddingException``, ``TConfig`` (here only the
-``vectordb`` field the overlay reads). v5.4.0 only: ``IndexingError`` and the queue items
+``vectordb`` and ``embedding.base_url`` fields the overlay reads). v5.4.0 only: ``IndexingError`` and the queue items
 ``SourceItem`` (content providers, and files once fetched) and ``ReceivedFileItem`` (files,
 content still on Nextcloud), with the validation the overlay relies on (non-empty user ids
 and reference, integer ``modified``).
@@ -22,8 +22,13 @@ class LoaderException(Exception): ...
 class EmbeddingException(Exception): ...
 
 
+class TEmbeddingConfig(BaseModel):
+    base_url: str = "http://localhost:5000/v1"
+
+
 class TConfig(BaseModel):
     vectordb: tuple[str, dict]
+    embedding: TEmbeddingConfig = TEmbeddingConfig()
 
 
 if GENERATION == "5.4":
