@@ -31,11 +31,21 @@ from onyx.r2r_sender.config import BridgeSettings  # noqa: E402
 from onyx.r2r_sender.ledger import get_engine  # noqa: E402
 
 
+def stack_dir() -> Path:
+    """The stack's state directory: ``$STACK_DIR``, as ``scripts/stack`` uses it."""
+    return Path(os.environ.get("STACK_DIR") or REPO / ".stack")
+
+
 def stack_env() -> dict[str, str]:
     """The facts ``scripts/stack up`` wrote (brings the stack up first)."""
     subprocess.run([str(REPO / "scripts" / "stack"), "up", "--quiet"], check=True)
+    return read_stack_env(stack_dir())
+
+
+def read_stack_env(directory: Path) -> dict[str, str]:
+    """The KEY=VALUE facts in *directory*/stack.env (written by ``scripts/stack up``)."""
     values: dict[str, str] = {}
-    for line in (REPO / ".stack" / "stack.env").read_text().splitlines():
+    for line in (directory / "stack.env").read_text().splitlines():
         if "=" in line and not line.startswith("#"):
             key, _, value = line.partition("=")
             values[key] = value
