@@ -2,8 +2,9 @@
 
 The shared local stack (R2R on 127.0.0.1:7272, database ``r2r_stack``) is never touched:
 the instance gets its own ``STACK_DIR`` (under ``.bench-stacks/``), its own R2R port and
-its own R2R, ledger and test databases on the same PostgreSQL, and uses the embedding
-stub that already runs (``STACK_STUB=external``).  Its R2R virtualenv is a copy of an
+its own R2R, ledger and test databases on the same PostgreSQL, and its own embedding stub
+on port + 1000 (the shared stub's ``/control`` outage switch, used by tests, must not
+fail a benchmark's creates).  Its R2R virtualenv is a copy of an
 existing one (``cp -a``, seconds) when there is one, else ``scripts/stack`` installs it.
 On exit R2R is stopped and, unless ``keep``, the databases and the directory are removed.
 """
@@ -59,7 +60,7 @@ class PrivateStack:
             "STACK_R2R_DB": r2r_db,
             "STACK_LEDGER_DB": ledger_db,
             "STACK_TEST_DB": test_db,
-            "STACK_STUB": "external",
+            "STACK_STUB_PORT": str(self.port + 1000),
             "STACK_R2R_PATCHES": "on" if patched else "off",
         }
 
@@ -73,7 +74,7 @@ class PrivateStack:
         return self.env
 
     def stop(self) -> None:
-        """Stop this instance's R2R (``scripts/stack down``: the stub and services are external)."""
+        """Stop this instance's R2R and stub (``scripts/stack down``; PostgreSQL and Redis are external)."""
         subprocess.run(
             [str(STACK), "down"],
             check=False,
