@@ -223,7 +223,9 @@ def run(args: argparse.Namespace) -> None:
         args.name, port=args.port, patched=servers[0] == "patched", keep=args.keep
     ) as stack:
         settings = bench_settings(stack.env, read_timeout=READ_TIMEOUT)
-        fill = GrowthFill(stack, settings, templates=args.templates)
+        fill = GrowthFill(
+            stack, settings, templates=args.templates, fixed_collections=args.fixed_collections
+        )
         try:
             print(
                 f"[growth] {fill.templates} template documents, {len(fill.pool)} collections "
@@ -261,6 +263,12 @@ if __name__ == "__main__":
     parser.add_argument("--single", type=int, default=15, help="sequential creates per measurement")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--templates", type=int, default=400)
+    parser.add_argument(
+        "--fixed-collections",
+        type=int,
+        default=0,
+        help="keep the service account's collections at this number (default: ~1 per 100 documents)",
+    )
     parser.add_argument("--port", type=int, default=7380)
     parser.add_argument("--name", default="growth")
     parser.add_argument("--keep", action="store_true", help="leave R2R's databases and directory")

@@ -266,19 +266,28 @@ def pool_size(chunks: int) -> int:
 class GrowthFill:
     """Grows a private stack's R2R (see the module docstring); ``close()`` when done."""
 
-    def __init__(self, stack: PrivateStack, settings: BridgeSettings, *, templates: int = 400):
+    def __init__(
+        self,
+        stack: PrivateStack,
+        settings: BridgeSettings,
+        *,
+        templates: int = 400,
+        fixed_collections: int = 0,
+    ):
+        """``fixed_collections`` > 0 keeps the pool at that size (else it grows, pool_size)."""
         self.stack = stack
         self.settings = settings
+        self.fixed_collections = fixed_collections
         self.pool: list[uuid.UUID] = []
         self.started = time.monotonic()
         self._seed_templates(templates)
-        self._extend_pool(pool_size(0))
+        self._extend_pool(fixed_collections or pool_size(0))
         self.filler = R2RFiller(stack.dsn, PROJECT, self._owner_id())
         self.templates = self.filler.load_templates(TEMPLATE_TENANT, self.pool)
 
     def grow_to(self, chunks: int) -> FillResult:
         """More collections (as the size needs), then clones up to *chunks*."""
-        self._extend_pool(pool_size(chunks))
+        self._extend_pool(self.fixed_collections or pool_size(chunks))
         self.filler.extend_pool(self.pool)
         return self.filler.grow_to(chunks)
 
