@@ -18,6 +18,11 @@ Targets: bridge ≥ 3× naive and ≥ 0.9× direct.  All four authenticate the s
 bcrypt cost for API keys (reported separately as "naive with API key").
 
     .venv/bin/python bench/bench_throughput.py [--docs 200] [--concurrency 8]
+
+With ``--fill-chunks N`` it runs against a private R2R (its own port and databases, see
+private_stack.py; the shared stack is not used) that first holds N chunks owned by the
+service account (r2r_fill.py, as the growth benchmark fills it); ``--server stock`` runs
+that R2R without deployment/r2r/patches.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from benchlib import bench_settings, onyx_documents, stack_env, wait_synced, worker_process
+from private_stack import private_stack
+from r2r_fill import GrowthFill
 
 from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
 from onyx.r2r_integration.sender import R2RDocumentSender
@@ -71,7 +78,26 @@ class DirectMirror:
 
 
 def run(args: argparse.Namespace) -> None:
-    stack = stack_env()
+    if not args.fill_chunks:
+        measure(stack_env(), args)
+        return
+    with private_stack(
+        "throughput", port=args.port, patched=args.server == "patched", keep=args.keep
+    ) as private:
+        fill = GrowthFill(private, bench_settings(private.env))
+        try:
+            result = fill.grow_to(args.fill_chunks)
+        finally:
+            fill.close()
+        print(
+            f"[1] private R2R ({args.server}) filled to {result.owner_chunks:,} chunks "
+            f"({result.owner_documents:,} documents, {len(fill.pool)} collections) in "
+            f"{time.monotonic() - fill.started:.0f}s"
+        )
+        measure(private.env, args)
+
+
+def measure(stack: dict[str, str], args: argparse.Namespace) -> None:
     settings = bench_settings(stack)
     login = {"email": stack["R2R_ADMIN_EMAIL"], "password": stack["R2R_ADMIN_PASSWORD"]}
     results: dict[str, float] = {}
@@ -180,4 +206,13 @@ if __name__ == "__main__":
     parser.add_argument("--docs", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--api-key-sample", type=int, default=10, help="0 skips it")
+    parser.add_argument(
+        "--fill-chunks",
+        type=int,
+        default=0,
+        help="run on a private R2R first filled to this many chunks (0: the shared stack)",
+    )
+    parser.add_argument("--server", choices=("patched", "stock"), default="patched")
+    parser.add_argument("--port", type=int, default=7381, help="the private R2R's port")
+    parser.add_argument("--keep", action="store_true", help="leave the private R2R's data")
     run(parser.parse_args())

@@ -30,6 +30,11 @@ from onyx.r2r_sender.config import BridgeSettings  # noqa: E402
 from onyx.r2r_sender.ledger import get_engine, migrate  # noqa: E402
 
 
+def stack_dir() -> Path:
+    """The stack's state directory: ``$STACK_DIR``, as ``scripts/stack`` uses it."""
+    return Path(os.environ.get("STACK_DIR") or REPO / ".stack")
+
+
 def stack_env() -> dict[str, str]:
     """The facts ``scripts/stack up`` wrote (brings the stack up first), read as the tests
     read them: ``STACK_DIR`` names the stack (default ``<repo>/.stack``) and
@@ -37,11 +42,22 @@ def stack_env() -> dict[str, str]:
     """
     subprocess.run([str(REPO / "scripts" / "stack"), "up", "--quiet"], check=True)
     sys.path.insert(0, str(REPO / "backend" / "tests"))
-    from stack_helpers import ensure_database, read_stack_env  # the tests' reading of the stack
+    from stack_helpers import ensure_database
+    from stack_helpers import read_stack_env as read_tests_stack_env  # as the tests read it
 
-    values = read_stack_env()
+    values = read_tests_stack_env()
     if os.environ.get("ONYX_R2R_TEST_DB"):
         ensure_database(values["ONYX_R2R_TEST_DATABASE_URL"])
+    return values
+
+
+def read_stack_env(directory: Path) -> dict[str, str]:
+    """The KEY=VALUE facts in *directory*/stack.env (a private instance's, see private_stack)."""
+    values: dict[str, str] = {}
+    for line in (directory / "stack.env").read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            values[key] = value
     return values
 
 

@@ -70,7 +70,15 @@ def test_deployment_check_passes(summary: dict[str, Any]) -> None:
     proc = deployment_check()
     assert proc.returncode == 0, f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     statuses = {name: check["status"] for name, check in summary["checks"].items()}
-    assert set(statuses) == {"compose", "r2r-config", "helm", "nextcloud", "dockerfiles", "shell"}
+    assert set(statuses) == {
+        "compose",
+        "r2r-config",
+        "r2r-patches",
+        "helm",
+        "nextcloud",
+        "dockerfiles",
+        "shell",
+    }
     assert "failed" not in statuses.values(), summary
 
 
@@ -151,7 +159,10 @@ def test_compose_sets_the_r2r_settings_on_onyx_services(summary: dict[str, Any])
         assert services[name]["image"].startswith("localhost/onyx-r2r/onyx-backend:")
         assert services[name]["build"]["target"] == "onyx-backend-r2r"
     assert services["web_server"]["image"].startswith("localhost/onyx-r2r/onyx-web-server:")
-    assert services["r2r"]["image"] == "sciphiai/r2r:3.6.6"
+    # SciPhi's R2R with deployment/r2r/patches, built from this repository
+    assert services["r2r"]["image"] == f"localhost/onyx-r2r/r2r:3.6.6-r2r{bridge_version()}"
+    assert services["r2r"]["build"]["dockerfile"] == "deployment/r2r/Dockerfile"
+    assert services["r2r"]["build"]["context"] == str(REPO_ROOT)
     assert services["r2r_postgres"]["image"] == "pgvector/pgvector:0.8.0-pg16"
     r2r_env = services["r2r"]["environment"]
     assert r2r_env["R2R_ADMIN_EMAIL"] == services["api_server"]["environment"]["R2R_EMAIL"]
@@ -234,6 +245,14 @@ def test_helm_worker_beat_and_secrets(summary: dict[str, Any]) -> None:
     assert config["ONYX_R2R_BACKFILL_SOURCE"].startswith("onyx.background.celery.tasks.r2r_mirror")
     assert secret["broker_url"].endswith(":6379/13")
     assert secret["ledger_database_url"].startswith("postgresql+psycopg2://")
+
+
+def test_helm_runs_the_patched_r2r_image(summary: dict[str, Any]) -> None:
+    docs = rendered("helm-ct.json")
+    spec = by_kind(docs, "Deployment")["onyx-r2r-server"]["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert container["image"] == f"registry.example.com/onyx-r2r/r2r:3.6.6-r2r{bridge_version()}"
+    assert "r2r.image.repository is required" in (CHART / "templates" / "_helpers.tpl").read_text()
 
 
 def test_helm_r2r_config_is_deployment_r2r_toml_byte_for_byte(summary: dict[str, Any]) -> None:
@@ -437,6 +456,16 @@ def test_ccbe_info_xml_declares_the_backend_deploy_options(summary: dict[str, An
     for patch_set in CCBE_VERSIONS.values():
         log = (OUT / f"info-{patch_set}.log").read_text()
         assert "ok (" in log, log
+def test_r2r_image_applies_every_patch_and_its_context_holds_only_them() -> None:
+    dockerfile = (DEPLOYMENT / "r2r" / "Dockerfile").read_text()
+    assert "COPY deployment/r2r/patches/ /tmp/r2r-patches/" in dockerfile
+    assert "for p in /tmp/r2r-patches/*.patch" in dockerfile
+    assert "patch -p2 -d /app" in dockerfile and "--fuzz=0" in dockerfile
+    assert "COPY --from=patch /app/core /app/core" in dockerfile
+    lines = (DEPLOYMENT / "r2r" / "Dockerfile.dockerignore").read_text().splitlines()
+    ignore = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    assert ignore == ["*", "!deployment/r2r/patches/*.patch"]
+    assert sorted((DEPLOYMENT / "r2r" / "patches").glob("*.patch")), "no patch to apply"
 
 
 # ------------------------------------------------------------------ one pinned version
@@ -466,6 +495,14 @@ def test_one_pinned_version_everywhere() -> None:
     assert onyx_values.count(f'tag: "{tag}"') == 6  # api, celery, 2 bots, mcp, web
     check = (REPO_ROOT / "scripts" / "deployment_check").read_text()
     assert f"ONYX_VERSION={ONYX_VERSION}" in check
+    # R2R: the patched image's tag is <R2R version>-r2r<bridge version> everywhere
+    r2r_tag = f"3.6.6-r2r{bridge_version()}"
+    assert f"localhost/onyx-r2r/r2r:{r2r_tag}}}" in overlay
+    assert f"# R2R_IMAGE=localhost/onyx-r2r/r2r:{r2r_tag}" in ENV_TEMPLATE.read_text()
+    assert 'onyx-r2r/r2r-version: "3.6.6"' in chart  # the chart's default r2r.image.tag
+    assert "ARG R2R_VERSION=3.6.6" in (DEPLOYMENT / "r2r" / "Dockerfile").read_text()
+    assert "R2R_VERSION=3.6.6" in build and "R2R_VERSION=3.6.6" in check
+    assert "r2r[core]==3.6.6" in (REPO_ROOT / "scripts" / "stack").read_text()
 
 
 # ------------------------------------------------------------------ the patches contract

@@ -65,6 +65,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" $repository $tag -}}
 {{- end }}
 
+{{/* R2R's image: SciPhi's R2R with deployment/r2r/patches (deployment/r2r/Dockerfile). */}}
+{{- define "onyx-r2r.r2rImage" -}}
+{{- $tag := .Values.r2r.image.tag | default (printf "%s-r2r%s" (index .Chart.Annotations "onyx-r2r/r2r-version") .Chart.AppVersion) -}}
+{{- $repository := required "r2r.image.repository is required: the registry you pushed deployment/images/build's r2r image to (SciPhi's R2R with deployment/r2r/patches)" .Values.r2r.image.repository -}}
+{{- printf "%s:%s" $repository $tag -}}
+{{- end }}
+
 {{/* Host of R2R's PostgreSQL (fully qualified: KEDA polls it from its own namespace). */}}
 {{- define "onyx-r2r.postgresHost" -}}
 {{- if .Values.r2rPostgres.enabled -}}

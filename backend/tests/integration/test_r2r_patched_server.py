@@ -1,0 +1,232 @@
+"""The local stack runs R2R with ``deployment/r2r/patches`` applied, and creates stay correct.
+
+The deployment's R2R image (``deployment/r2r/Dockerfile``) applies the same patch files,
+so tests run the server deployments run.  Checked against the running R2R itself: the
+files its process loaded, and what its API and log show for a create by a superuser
+(no usage count, hence no quota message) and by a non-superuser (the count and the quota
+exactly as in stock R2R 3.6.6).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import STACK_DIR
+
+pytestmark = pytest.mark.integration
+
+log = logging.getLogger(__name__)
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PATCHES = sorted((REPO_ROOT / "deployment" / "r2r" / "patches").glob("*.patch"))
+# store_embeddings' message when the usage count exceeds the owner's quota (R2R 3.6.6)
+QUOTA_LINE = "User {id} has exceeded the maximum number of allowed chunks"
+
+
+# ------------------------------------------------------------------ the running process
+def running_r2r() -> tuple[int, Path]:
+    """(pid, site-packages) of the stack's running R2R server."""
+    pid = int((STACK_DIR / "r2r.pid").read_text().strip())
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert b"r2r.serve" in argv, f"pid {pid} is not R2R: {argv}"
+    venv = Path(argv[0].decode()).parent.parent
+    (site,) = sorted(venv.glob("lib/python3*/site-packages"))
+    return pid, site
+
+
+def process_start_time(pid: int) -> float:
+    """Wall-clock start time of *pid* (from /proc: clock ticks since boot)."""
+    ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    boot = next(
+        int(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+
+
+def dry_run(patch: Path, site: Path, *, reverse: bool) -> subprocess.CompletedProcess[str]:
+    args = ["patch", "--dry-run", "-p2", "-d", str(site), "--force", "--fuzz=0", "-i", str(patch)]
+    return subprocess.run(
+        [*args, *(["--reverse"] if reverse else [])], capture_output=True, text=True
+    )
+
+
+def patched_files(patch: Path) -> list[str]:
+    return re.findall(r"^\+\+\+ [^/]+/[^/]+/(\S+)", patch.read_text(), re.M)
+
+
+def test_the_running_r2r_loaded_every_patch(stack: dict[str, str]) -> None:
+    assert PATCHES, "deployment/r2r/patches holds no patch"
+    pid, site = running_r2r()
+    started = process_start_time(pid)
+    for patch in PATCHES:
+        # exactly the patched text is installed: reversing applies without fuzz, and
+        # applying again does not
+        reverse = dry_run(patch, site, reverse=True)
+        assert reverse.returncode == 0, f"{patch.name} is not applied in {site}:\n{reverse.stdout}"
+        forward = dry_run(patch, site, reverse=False)
+        assert forward.returncode != 0, f"{patch.name} would apply again: {site} is stock"
+        for name in patched_files(patch):
+            modified = (site / name).stat().st_mtime
+            assert modified <= started + 1, (
+                f"{name} changed after R2R (pid {pid}) started: it runs the old code"
+            )
+
+
+# ------------------------------------------------------------------ behaviour through the API
+@dataclass
+class User:
+    id: str
+    email: str
+    password: str
+    headers: dict[str, str]
+
+
+def bearer(base: str, email: str, password: str) -> dict[str, str]:
+    response = httpx.post(
+        f"{base}/v3/users/login", data={"username": email, "password": password}, timeout=60
+    )
+    response.raise_for_status()
+    return {"Authorization": f"Bearer {response.json()['results']['access_token']['token']}"}
+
+
+@pytest.fixture
+def admin(stack: dict[str, str]) -> dict[str, str]:
+    return bearer(stack["R2R_BASE_URL"], stack["R2R_ADMIN_EMAIL"], stack["R2R_ADMIN_PASSWORD"])
+
+
+@pytest.fixture
+def make_user(stack: dict[str, str], admin: dict[str, str]) -> Iterator:
+    """Creates verified users with the given superuser flag and max_chunks; removes them."""
+    base = stack["R2R_BASE_URL"]
+    made: list[User] = []
+
+    def make(*, superuser: bool, max_chunks: int) -> User:
+        email = f"patch-{uuid.uuid4().hex[:12]}@example.com"
+        password = f"pw-{uuid.uuid4().hex}"
+        created = httpx.post(
+            f"{base}/v3/users",
+            json={"email": email, "password": password, "is_verified": True},
+            headers=admin,
+            timeout=60,
+        )
+        assert created.status_code == 200, created.text
+        user_id = created.json()["results"]["id"]
+        updated = httpx.post(
+            f"{base}/v3/users/{user_id}",
+            json={"is_superuser": superuser, "limits_overrides": {"max_chunks": max_chunks}},
+            headers=admin,
+            timeout=60,
+        )
+        assert updated.status_code == 200, updated.text
+        assert updated.json()["results"]["is_superuser"] is superuser
+        user = User(user_id, email, password, bearer(base, email, password))
+        made.append(user)
+        return user
+
+    yield make
+    for user in made:
+        listed = httpx.get(
+            f"{base}/v3/documents",
+            params={"limit": 100, "owner_only": True},
+            headers=user.headers,
+            timeout=60,
+        )
+        for doc in listed.json().get("results", []) if listed.status_code == 200 else []:
+            httpx.delete(f"{base}/v3/documents/{doc['id']}", headers=admin, timeout=60)
+        deleted = httpx.request(
+            "DELETE", f"{base}/v3/users/{user.id}", json={}, headers=admin, timeout=60
+        )
+        if deleted.status_code != 200:
+            log.warning("could not delete test user %s: %s", user.email, deleted.text[:200])
+
+
+def create(base: str, user: User, chunks: list[str]) -> httpx.Response:
+    """A pre-chunked create, as the bridge sends it (synchronous: simple orchestration)."""
+    return httpx.post(
+        f"{base}/v3/documents",
+        data={
+            "id": str(uuid.uuid4()),
+            "chunks": json.dumps(chunks),
+            "metadata": '{"title": "patched server check"}',
+            "run_with_orchestration": "false",
+        },
+        headers=user.headers,
+        timeout=120,
+    )
+
+
+def chunk_texts(base: str, user: User, document_id: str) -> list[str]:
+    response = httpx.get(
+        f"{base}/v3/documents/{document_id}/chunks", headers=user.headers, timeout=60
+    )
+    assert response.status_code == 200, response.text
+    return sorted(c["text"] for c in response.json()["results"])
+
+
+class R2RLog:
+    """What R2R writes to its logs from now on (the stack's logs/ directory)."""
+
+    def __init__(self) -> None:
+        self.files = [STACK_DIR / "logs" / "r2r.log", STACK_DIR / "logs" / "app.log"]
+        self.offsets = {f: f.stat().st_size if f.exists() else 0 for f in self.files}
+
+    def text(self) -> str:
+        parts = []
+        for f, offset in self.offsets.items():
+            if f.exists():
+                with f.open("rb") as handle:
+                    handle.seek(offset)
+                    parts.append(handle.read().decode("utf-8", "replace"))
+        return "\n".join(parts)
+
+    def wait_for(self, needle: str, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            assert time.monotonic() < deadline, f"R2R never logged {needle!r}"
+            time.sleep(0.2)
+
+
+def test_superuser_create_skips_the_count_and_stores_every_chunk(
+    stack: dict[str, str], make_user
+) -> None:
+    base = stack["R2R_BASE_URL"]
+    r2r_log = R2RLog()
+    # a quota stock R2R would count against (it logs, then stores anyway)
+    superuser = make_user(superuser=True, max_chunks=0)
+    chunks = [f"superuser chunk {i} {uuid.uuid4().hex}" for i in range(3)]
+    response = create(base, superuser, chunks)
+    assert response.status_code == 202, response.text
+    assert chunk_texts(base, superuser, response.json()["results"]["document_id"]) == sorted(chunks)
+
+    # the control: a non-superuser over its quota is counted and reported, in the same log,
+    # after the superuser's create (so the log has caught up past it)
+    user = make_user(superuser=False, max_chunks=2)
+    response = create(base, user, [f"user chunk {i}" for i in range(3)])
+    assert response.status_code == 202, response.text
+    r2r_log.wait_for(QUOTA_LINE.format(id=user.id))
+    assert QUOTA_LINE.format(id=superuser.id) not in r2r_log.text(), (
+        "R2R counted the superuser's chunks: the stack runs a stock ingestion service"
+    )
+
+
+def test_non_superuser_chunk_quota_is_still_enforced(stack: dict[str, str], make_user) -> None:
+    base = stack["R2R_BASE_URL"]
+    user = make_user(superuser=False, max_chunks=2)
+    first = create(base, user, ["one", "two"])
+    assert first.status_code == 202, first.text
+    assert chunk_texts(base, user, first.json()["results"]["document_id"]) == ["one", "two"]
+    refused = create(base, user, ["three"])
+    assert refused.status_code == 403, refused.text
+    assert "maximum number of chunks" in refused.text
