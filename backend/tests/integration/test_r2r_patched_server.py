@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import STACK_DIR
+from stack_helpers import STACK_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -230,3 +230,68 @@ def test_non_superuser_chunk_quota_is_still_enforced(stack: dict[str, str], make
     refused = create(base, user, ["three"])
     assert refused.status_code == 403, refused.text
     assert "maximum number of chunks" in refused.text
+
+
+def _collections_of(base: str, user: User) -> set[str]:
+    me = httpx.get(f"{base}/v3/users/me", headers=user.headers, timeout=60)
+    assert me.status_code == 200, me.text
+    return set(me.json()["results"].get("collection_ids") or [])
+
+
+def _new_collection(base: str, user: User) -> str:
+    created = httpx.post(
+        f"{base}/v3/collections",
+        json={"name": f"patch-check-{uuid.uuid4().hex[:10]}", "description": "patch check"},
+        headers=user.headers,
+        timeout=60,
+    )
+    assert created.status_code == 200, created.text
+    return created.json()["results"]["id"]
+
+
+def test_a_superuser_does_not_join_the_collections_it_creates(
+    stack: dict[str, str], make_user, admin: dict[str, str]
+) -> None:
+    """Patch 0002: a superuser's membership list no longer grows with every collection it
+    creates (it was read back and parsed on each of its requests), yet it still owns,
+    finds and fills the collection; a non-superuser still joins its own collections."""
+    base = stack["R2R_BASE_URL"]
+    superuser = make_user(superuser=True, max_chunks=1_000_000)
+    plain = make_user(superuser=False, max_chunks=1_000_000)
+    made: list[str] = []
+    try:
+        collection = _new_collection(base, superuser)
+        made.append(collection)
+        assert collection not in _collections_of(base, superuser)
+        found = httpx.get(
+            f"{base}/v3/collections/{collection}", headers=superuser.headers, timeout=60
+        )
+        assert found.status_code == 200 and found.json()["results"]["owner_id"] == superuser.id
+        document = httpx.post(
+            f"{base}/v3/documents",
+            data={
+                "id": str(uuid.uuid4()),
+                "chunks": json.dumps(["a chunk in the superuser's collection"]),
+                "collection_ids": json.dumps([collection]),
+                "run_with_orchestration": "false",
+            },
+            headers=superuser.headers,
+            timeout=120,
+        )
+        assert document.status_code == 202, document.text
+        own = _new_collection(base, plain)
+        made.append(own)
+        assert own in _collections_of(base, plain)  # unchanged for non-superusers
+    finally:
+        for collection_id in made:
+            httpx.delete(f"{base}/v3/collections/{collection_id}", headers=admin, timeout=60)
+
+
+def test_the_stacks_service_account_holds_no_memberships(stack: dict[str, str]) -> None:
+    """scripts/stack up drops what stock R2R gave the service account before the patch."""
+    base = stack["R2R_BASE_URL"]
+    headers = bearer(base, stack["R2R_ADMIN_EMAIL"], stack["R2R_ADMIN_PASSWORD"])
+    me = httpx.get(f"{base}/v3/users/me", headers=headers, timeout=60)
+    assert me.status_code == 200, me.text
+    assert me.json()["results"]["is_superuser"] is True
+    assert not me.json()["results"].get("collection_ids")
