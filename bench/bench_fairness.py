@@ -6,9 +6,9 @@
 2. **Many principals.** A document with 6,000 new principals applied by a real worker:
    wall time (target ≤ 2 min) and R2R requests per principal (target ≤ 1.1); a second
    document with the same, now known, principals (target ≤ 30 s).
-3. **Recovery** (``--outage``; stops the shared R2R, so run it on a quiet stack): a backlog
-   of 300 documents with R2R stopped for 60 s after the sync started, against the same
-   backlog with R2R up: the time from R2R's return until everything is synced, divided by
+3. **Recovery** (``--outage``; on a private R2R of its own, ``private_stack.py``, so the
+   shared one keeps serving): a backlog of 300 documents with R2R stopped for 60 s after
+   the sync started, against the same backlog with R2R up: the time from R2R's return until everything is synced, divided by
    the time the whole backlog takes with R2R up.  Target: ≤ 1.5×.
 
     .venv/bin/python bench/bench_fairness.py [--outage] [--principals 6000] [--big-mib 5]
@@ -24,7 +24,7 @@ import time
 import uuid
 
 import httpx
-from benchlib import REPO, bench_settings, stack_env, wait_synced, worker_process
+from benchlib import bench_settings, stack_env, wait_synced, worker_process
 from redis import Redis
 
 from onyx.r2r_integration.sender import R2RDocumentSender
@@ -122,8 +122,18 @@ def many_principals(settings, ledger: Ledger, principals: int) -> None:
     client.close()
 
 
-def outage(settings, ledger: Ledger, count: int = 300) -> None:
+def outage(count: int = 300) -> None:
+    from private_stack import STACK, private_stack
+
+    with private_stack("fairness", port=7373) as instance:
+        settings = bench_settings(instance.env)
+        _outage_on(settings, Ledger.from_settings(settings), instance, count, STACK)
+
+
+def _outage_on(settings, ledger: Ledger, instance, count: int, stack_script) -> None:
     from benchlib import onyx_documents
+
+    environ = instance.stack_environ(patched=True)
 
     def run(down_for: float) -> tuple[float, float]:
         tenant = f"bench_out_{uuid.uuid4().hex[:6]}"
@@ -135,9 +145,9 @@ def outage(settings, ledger: Ledger, count: int = 300) -> None:
             back = started
             if down_for:
                 time.sleep(3)
-                subprocess.run([str(REPO / "scripts" / "stack"), "stop-r2r"], check=True)
+                subprocess.run([str(stack_script), "stop-r2r"], check=True, env=environ)
                 time.sleep(down_for)
-                subprocess.run([str(REPO / "scripts" / "stack"), "up", "--quiet"], check=True)
+                subprocess.run([str(stack_script), "up", "--quiet"], check=True, env=environ)
                 back = time.monotonic()
             wait_synced(ledger, tenant)
             ended = time.monotonic()
@@ -155,7 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--principals", type=int, default=6000)
     parser.add_argument("--big-mib", type=float, default=5.0)
-    parser.add_argument("--outage", action="store_true", help="also measure recovery (stops R2R)")
+    parser.add_argument("--outage", action="store_true", help="also measure recovery (on a private R2R)")
     parser.add_argument("--only", choices=["hol", "principals", "outage"])
     args = parser.parse_args()
     env = stack_env()
@@ -168,7 +178,7 @@ def main() -> None:
     if args.only in (None, "principals"):
         many_principals(settings, ledger, args.principals)
     if args.outage or args.only == "outage":
-        outage(settings, ledger)
+        outage()
 
 
 if __name__ == "__main__":

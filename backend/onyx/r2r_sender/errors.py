@@ -49,6 +49,19 @@ MAX_MESSAGE_CHARS = 500
 
 _EMBEDDING_FAILURE = "error getting embeddings"
 _ALREADY_INGESTED = "already ingested and is not in a failed state"
+# R2R answers 500 when its own PostgreSQL is out of connections or drops one (asyncpg and
+# PostgreSQL texts): the next attempt may well succeed, nothing was wrong with the request.
+_DATABASE_OVERLOAD = (
+    "too many clients already",
+    "remaining connection slots are reserved",
+    "connection was closed in the middle of operation",
+    "connection is closed",
+    "cannot connect now",
+    "pool timeout",
+)
+# A 500 to a lookup carries nothing the server could reject: retry it (R2R's generic
+# "Internal Server Error" there came from its database being overloaded, seen live).
+_LOOKUP_PREFIXES = ("get_", "list_")
 
 
 def _truncate(message: str) -> str:
@@ -392,6 +405,9 @@ def classify(
     409 containing "already exists"/"assigned"    R2RAlreadyExistsError
     500 containing "already ingested and is not   R2RAlreadyExistsError (chunk path)
     in a failed state"
+    500 naming R2R's database out of/losing       R2RRetryableError
+    connections ("too many clients already", …)
+    500 to a lookup (operation get_*/list_*)      R2RRetryableError
     404                                           R2RNotFoundError
     401, 403                                      R2RAuthError
     anything else (413, 415, 422, 418, 500, ...)  R2RFatalError
@@ -416,6 +432,10 @@ def classify(
     if status_code == 400 and lowered.lstrip().startswith(_EMBEDDING_FAILURE):
         return retryable()
     if status_code == 500 and _EMBEDDING_FAILURE in lowered:
+        return retryable()
+    if status_code == 500 and any(text in lowered for text in _DATABASE_OVERLOAD):
+        return retryable()
+    if status_code == 500 and operation.startswith(_LOOKUP_PREFIXES):
         return retryable()
     if status_code == 409:
         if "currently ingesting" in lowered:

@@ -83,6 +83,22 @@ EMBEDDINGS_500_RAW = (
         (422, "Either a `file`, `raw_text`, or `chunks` must be provided.", R2RFatalError),
         (418, "I'm a teapot", R2RFatalError),
         (500, "Internal Server Error", R2RFatalError),
+        (
+            500,
+            "An error 'sorry, too many clients already' occurred during create_document",
+            R2RRetryableError,
+        ),
+        (
+            500,
+            "An error '500: An error occurred while fetching collections: sorry, too many "
+            "clients already' occurred during create_collection",
+            R2RRetryableError,
+        ),
+        (
+            500,
+            "remaining connection slots are reserved for roles with the SUPERUSER attribute",
+            R2RRetryableError,
+        ),
         (501, "Not Implemented", R2RFatalError),
     ],
 )
@@ -93,6 +109,21 @@ def test_classification_table(status: int, message: str, expected: type[R2RError
     assert error.operation == "create_document"
     assert error.document_id == DOC
     assert message.strip() in error.message
+
+
+@pytest.mark.parametrize(
+    ("operation", "expected"),
+    [
+        ("get_collection_by_name", R2RRetryableError),
+        ("list_collections", R2RRetryableError),
+        ("create_document", R2RFatalError),
+        ("assign_document_to_collection", R2RFatalError),
+    ],
+)
+def test_a_bare_500_is_retried_only_for_lookups(operation: str, expected: type[R2RError]) -> None:
+    """Seen live under load: lookups answered 500 "Internal Server Error" while R2R's
+    database was out of connections; a write's bare 500 may be its payload, so it stays fatal."""
+    assert type(classify(500, "Internal Server Error", operation=operation)) is expected
 
 
 def test_fatal_subclasses_are_fatal_and_the_rest_are_not() -> None:
