@@ -6,14 +6,14 @@
 2. **Many principals.** A document with 6,000 new principals applied by a real worker:
    wall time (target ≤ 2 min) and R2R requests per principal (target ≤ 1.1); a second
    document with the same, now known, principals (target ≤ 30 s).
-3. **Recovery** (``--outage``; on a private R2R of its own, ``private_stack.py``, so the
-   shared one keeps serving): a backlog of 300 documents with R2R stopped for 60 s after
+3. **Recovery** (``--outage``): a backlog of 300 documents with R2R stopped for 60 s after
    the sync started, against the same backlog with R2R up: the time from R2R's return until everything is synced, divided by
    the time the whole backlog takes with R2R up.  Target: ≤ 1.5×.
 
     .venv/bin/python bench/bench_fairness.py [--outage] [--principals 6000] [--big-mib 5]
 
-Real worker processes, the real ledger, Redis and R2R; prints numbers, asserts nothing.
+Real worker processes, the real ledger, Redis and an R2R of its own (``private_stack.py``:
+the shared one is never touched); prints numbers, asserts nothing.
 """
 
 from __future__ import annotations
@@ -122,16 +122,9 @@ def many_principals(settings, ledger: Ledger, principals: int) -> None:
     client.close()
 
 
-def outage(count: int = 300) -> None:
-    from private_stack import STACK, private_stack
-
-    with private_stack("fairness", port=7373) as instance:
-        settings = bench_settings(instance.env)
-        _outage_on(settings, Ledger.from_settings(settings), instance, count, STACK)
-
-
-def _outage_on(settings, ledger: Ledger, instance, count: int, stack_script) -> None:
+def outage(settings, ledger: Ledger, instance, count: int = 300) -> None:
     from benchlib import onyx_documents
+    from private_stack import STACK
 
     environ = instance.stack_environ(patched=True)
 
@@ -145,9 +138,9 @@ def _outage_on(settings, ledger: Ledger, instance, count: int, stack_script) -> 
             back = started
             if down_for:
                 time.sleep(3)
-                subprocess.run([str(stack_script), "stop-r2r"], check=True, env=environ)
+                subprocess.run([str(STACK), "stop-r2r"], check=True, env=environ)
                 time.sleep(down_for)
-                subprocess.run([str(stack_script), "up", "--quiet"], check=True, env=environ)
+                subprocess.run([str(STACK), "up", "--quiet"], check=True, env=environ)
                 back = time.monotonic()
             wait_synced(ledger, tenant)
             ended = time.monotonic()
@@ -165,20 +158,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--principals", type=int, default=6000)
     parser.add_argument("--big-mib", type=float, default=5.0)
-    parser.add_argument("--outage", action="store_true", help="also measure recovery (on a private R2R)")
+    parser.add_argument(
+        "--outage", action="store_true", help="also measure recovery (on a private R2R)"
+    )
     parser.add_argument("--only", choices=["hol", "principals", "outage"])
     args = parser.parse_args()
-    env = stack_env()
-    settings = bench_settings(env)
-    ledger = Ledger.from_settings(settings)
-    Redis.from_url(settings.broker_url).ping()
-    httpx.get(f"{settings.r2r_base_url}/v3/health", timeout=10).raise_for_status()
-    if args.only in (None, "hol"):
-        head_of_line(settings, ledger, args.principals, args.big_mib)
-    if args.only in (None, "principals"):
-        many_principals(settings, ledger, args.principals)
-    if args.outage or args.only == "outage":
-        outage()
+    stack_env()  # the shared stack's R2R virtualenv seeds the private one
+    from private_stack import private_stack
+
+    # everything on a private R2R of its own: numbers unaffected by other tests' restarts of
+    # the shared one, and the outage part can stop it
+    with private_stack("fairness", port=7373) as instance:
+        settings = bench_settings(instance.env)
+        ledger = Ledger.from_settings(settings)
+        Redis.from_url(settings.broker_url).ping()
+        httpx.get(f"{settings.r2r_base_url}/v3/health", timeout=10).raise_for_status()
+        if args.only in (None, "hol"):
+            head_of_line(settings, ledger, args.principals, args.big_mib)
+        if args.only in (None, "principals"):
+            many_principals(settings, ledger, args.principals)
+        if args.outage or args.only == "outage":
+            outage(settings, ledger, instance)
 
 
 if __name__ == "__main__":
