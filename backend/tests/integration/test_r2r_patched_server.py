@@ -295,3 +295,74 @@ def test_the_stacks_service_account_holds_no_memberships(stack: dict[str, str]) 
     assert me.status_code == 200, me.text
     assert me.json()["results"]["is_superuser"] is True
     assert not me.json()["results"].get("collection_ids")
+
+
+def _collection(base: str, headers: dict[str, str], collection_id: str) -> dict:
+    found = httpx.get(f"{base}/v3/collections/{collection_id}", headers=headers, timeout=60)
+    assert found.status_code == 200, found.text
+    return found.json()["results"]
+
+
+def test_a_create_assigns_many_collections_as_stock_r2r_did(
+    stack: dict[str, str], admin: dict[str, str]
+) -> None:
+    """Patch 0003: the chunk path assigns all its collections set-based. The end state is
+    stock R2R's (this test passes on both; what changed is the time, measured by
+    bench_fairness): the document and each chunk in every collection once, each
+    collection's document_count one higher, a collection that did not exist created on the
+    way, and a filtered search finds it through any of them."""
+    base = stack["R2R_BASE_URL"]
+    made = [_new_collection(base, User("", "", "", admin)) for _ in range(40)]
+    missing = str(uuid.uuid4())  # not a collection yet: the create makes it, as stock does
+    before = {c: _collection(base, admin, c)["document_count"] for c in made}
+    documents: list[str] = []
+    try:
+        first = str(uuid.uuid4())
+        documents.append(first)
+        created = httpx.post(
+            f"{base}/v3/documents",
+            data={
+                "id": first,
+                "chunks": json.dumps(["one chunk of the many-collection check", "and two"]),
+                "collection_ids": json.dumps([*made, made[0], missing]),  # a repeat, too
+                "run_with_orchestration": "false",
+            },
+            headers=admin,
+            timeout=300,
+        )
+        assert created.status_code == 202, created.text
+        document = httpx.get(f"{base}/v3/documents/{first}", headers=admin, timeout=60)
+        assert set(document.json()["results"]["collection_ids"]) == {*made, missing}
+        assert len(document.json()["results"]["collection_ids"]) == len(made) + 1
+        chunks = httpx.get(f"{base}/v3/documents/{first}/chunks", headers=admin, timeout=60)
+        assert [set(c["collection_ids"]) for c in chunks.json()["results"]] == [
+            {*made, missing}
+        ] * 2
+        for collection_id in made:
+            assert _collection(base, admin, collection_id)["document_count"] == (
+                before[collection_id] + 1
+            )
+        assert _collection(base, admin, missing)["document_count"] == 1
+        # a filtered search finds it through any one of its collections
+        hits = httpx.post(
+            f"{base}/v3/retrieval/search",
+            json={
+                "query": "many-collection check",
+                "search_settings": {
+                    "use_semantic_search": False,
+                    "use_fulltext_search": True,
+                    "filters": {"collection_ids": {"$overlap": [made[17]]}},
+                    "limit": 10,
+                },
+            },
+            headers=admin,
+            timeout=60,
+        )
+        assert hits.status_code == 200, hits.text
+        found = {c["document_id"] for c in hits.json()["results"]["chunk_search_results"]}
+        assert first in found
+    finally:
+        for document_id in documents:
+            httpx.delete(f"{base}/v3/documents/{document_id}", headers=admin, timeout=60)
+        for collection_id in [*made, missing]:
+            httpx.delete(f"{base}/v3/collections/{collection_id}", headers=admin, timeout=60)
