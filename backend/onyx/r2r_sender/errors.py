@@ -58,6 +58,7 @@ _DATABASE_OVERLOAD = (
     "connection is closed",
     "cannot connect now",
     "pool timeout",
+    "database query failed",  # R2R's wrapper of any asyncpg failure (seen with the above)
 )
 # A 500 to a lookup carries nothing the server could reject: retry it (R2R's generic
 # "Internal Server Error" there came from its database being overloaded, seen live).
