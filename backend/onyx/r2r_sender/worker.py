@@ -299,9 +299,9 @@ class WorkerRuntime:
     ) -> None:
         error_class, retryable, breaker_failure = classify_failure(exc)
         if breaker_failure and target.breaker.record_failure():
-            logger.warning("r2r circuit breaker opened for %s", target.client.base_url)
             server = server_label(target.client.base_url)
             count(lambda m: m.breaker_openings.labels(server).inc())
+            logger.warning("r2r circuit breaker opened for %s", target.client.base_url)
         count(lambda m: m.errors.labels(claim.tenant_id, error_class.value).inc())
         message = str(exc)
         if error_class is DeadLetterClass.INTERNAL:
