@@ -44,34 +44,35 @@ def field_of(obj: Any, name: str, default: Any = None) -> Any:
     """
     if isinstance(obj, dict):
         return obj.get(name, default)
-    fields = _pydantic_fields(type(obj))
-    if fields is not None and not name.startswith("_") and not _on_class(type(obj), name):
-        if name in fields:
-            value = obj.__dict__.get(name, _MISSING)
-            if value is not _MISSING:
-                return value
-        else:
-            extra = getattr(obj, "__pydantic_extra__", None)
-            if not extra or name not in extra:
-                return default
-            return extra[name]
+    how = _access(type(obj), name)
+    if how is _FIELD:
+        value = obj.__dict__.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+    elif how is _NOT_A_FIELD:
+        extra = obj.__pydantic_extra__
+        return extra.get(name, default) if extra else default
     value = getattr(obj, name, _MISSING)
     return default if value is _MISSING else value
 
 
+_FIELD = "field"  # a pydantic field: in the instance's __dict__ (unless never set)
+_NOT_A_FIELD = "extra"  # neither a field nor a class attribute: pydantic's extras or nothing
+_GETATTR = "getattr"  # anything else: plain getattr
+
+
 @functools.cache
-def _pydantic_fields(cls: type) -> frozenset[str] | None:
-    """The field names of a pydantic (v2) model class, else ``None``."""
+def _access(cls: type, name: str) -> str:
+    """How :func:`field_of` reads *name* from instances of *cls* (computed once per pair)."""
     fields = getattr(cls, "__pydantic_fields__", None)
-    if not isinstance(fields, dict) or not hasattr(cls, "__pydantic_extra__"):
-        return None
-    return frozenset(fields)
-
-
-@functools.cache
-def _on_class(cls: type, name: str) -> bool:
-    """Whether *name* is a class attribute (a property, method, …) of *cls*."""
-    return any(name in vars(klass) for klass in cls.__mro__)
+    if (
+        not isinstance(fields, dict)
+        or not hasattr(cls, "__pydantic_extra__")
+        or name.startswith("_")  # private attributes live behind pydantic's __getattr__
+        or any(name in vars(klass) for klass in cls.__mro__)  # properties, methods, ...
+    ):
+        return _GETATTR
+    return _FIELD if name in fields else _NOT_A_FIELD
 
 
 def enum_value(value: Any) -> str | None:
