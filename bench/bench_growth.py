@@ -36,16 +36,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from benchlib import bench_settings, onyx_documents, wait_synced, worker_process
-from onyx.r2r_sender.onyx_shapes import source_document_from_onyx
 from private_stack import PrivateStack, private_stack
 from r2r_fill import GrowthFill
 
+from onyx.r2r_integration.onyx_shapes import source_document_from_onyx
+from onyx.r2r_integration.sender import R2RDocumentSender
 from onyx.r2r_sender.chunking import split_text
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import collection_name
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.ids import r2r_document_id
-from onyx.r2r_sender.sender import R2RDocumentSender
 
 # generous: the stock server's creates take seconds each at 1M chunks; a client timeout
 # would turn the measurement into one of retries

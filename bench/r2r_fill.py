@@ -46,10 +46,10 @@ import psycopg2
 from benchlib import onyx_documents, wait_synced, worker_process
 from private_stack import PrivateStack
 
+from onyx.r2r_integration.sender import R2RDocumentSender
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import collection_name
 from onyx.r2r_sender.config import BridgeSettings
-from onyx.r2r_sender.sender import R2RDocumentSender
 
 HELPER_SCHEMA = "growth_fill"
 FILL_NAMESPACE = uuid.UUID("6d1f6a0e-3a43-4c1e-9d3e-0b7f0e3c2a11")
