@@ -194,6 +194,14 @@ def measure(stack: dict[str, str], args: argparse.Namespace) -> None:
     workers = args.worker_concurrency or args.concurrency
     with worker_process(settings.with_overrides(metrics_port=port), concurrency=workers):
         before = _scrape(port)
+        # benchlib's readiness ping may be answered by another worker on the broker: wait
+        # for this worker's own start-up check (login, health) to be over
+        deadline = time.monotonic() + 60
+        while not any(k[0].endswith("_count") and ("route", "/v3/health") in k[1] for k in before):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bridge worker did not finish its start-up check")
+            time.sleep(0.2)
+            before = _scrape(port)
         watch = _FirstApplied(sender.ledger, tenant)
         started = time.monotonic()
         for i in range(0, len(docs), 100):
