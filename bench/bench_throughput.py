@@ -40,6 +40,7 @@ import statistics
 import threading
 import time
 import uuid
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -249,7 +250,9 @@ def measure(stack: dict[str, str], args: argparse.Namespace) -> None:
         f"    for context: bridge / naive = {results['naive'] / results['bridge']:.2f}x, "
         f"bridge / direct = {results['direct'] / results['bridge']:.2f}x, "
         f"ceiling / naive = {results['naive'] / results['ceiling']:.2f}x\n"
-        f"    dead letters in the bridge run: {len(dead)}"
+        f"    dead letters in the bridge runs: {len(dead)} "
+        f"{sorted(Counter(d.error_class for d in dead).items())}"
+        + (f"; e.g. {dead[0].error[:300]}" if dead else "")
     )
     _profile(before, after, results, n, sent, first_applied, create_seconds, workers)
     print("    the run with the collections known:")

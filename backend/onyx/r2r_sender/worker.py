@@ -24,8 +24,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_for
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import httpx
@@ -182,10 +181,10 @@ class WorkerRuntime:
             targets = list(self._targets.values())
         return [(server_label(t.client.base_url), t.breaker) for t in targets]
 
-    def _claim(self, locks: LockSession, tenant_id: str, limit: int) -> list[Claim]:
+    def _claim(self, locks: LockSession, tenant_id: str) -> list[Claim]:
         started = time.perf_counter()
         try:
-            return self.ledger.claim(locks, tenant_id, limit)
+            return self.ledger.claim(locks, tenant_id, self.settings.claim_batch)
         finally:
             elapsed = time.perf_counter() - started
             count(lambda m: m.claim_duration.observe(elapsed))
@@ -206,41 +205,26 @@ class WorkerRuntime:
                 max_workers=self.settings.claim_batch, thread_name_prefix="r2r-apply"
             ) as pool,
         ):
-            # Claimed documents are applied side by side and each is finalised (and its lock
-            # released) as soon as it is done, so a slow document (thousands of chunks or
-            # principals) never keeps its batch-mates pending.  Freed slots are claimed
-            # again as soon as half of them are free, so R2R keeps ~claim_batch documents of
-            # this drain in flight instead of none while a batch's last one finishes.  Only
-            # this thread touches the lock session's connection.
-            batch = self.settings.claim_batch
-            refill = max(1, batch // 2)
-            in_flight: dict[Future[Outcome | BaseException], Claim] = {}
-            exhausted = False
-            while True:
-                free = batch - len(in_flight)
-                if (
-                    not exhausted
-                    and not report.breaker_open
-                    and free >= (refill if in_flight else batch)
-                    and time.monotonic() < deadline
-                ):
-                    claims = self._claim(locks, tenant_id, free)
-                    exhausted = not claims
-                    if claims and self.ledger.has_due(tenant_id):
-                        self.doorbell.ring(tenant_id)  # fan out to idle workers
-                    for claim in claims:
-                        in_flight[pool.submit(self._apply, target, claim)] = claim
-                if not in_flight:
+            while time.monotonic() < deadline:
+                claims = self._claim(locks, tenant_id)
+                if not claims:
                     break
-                done, _ = wait_for(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    claim = in_flight.pop(future)
+                if self.ledger.has_due(tenant_id):
+                    self.doorbell.ring(tenant_id)  # fan out to idle workers
+                # Claimed documents are applied side by side and each is finalised (and its
+                # lock released) as soon as it is done, so a slow document (thousands of
+                # chunks or principals) never keeps its batch-mates pending.  Only this
+                # thread touches the lock session's connection.
+                futures = {pool.submit(self._apply, target, claim): claim for claim in claims}
+                for future in as_completed(futures):
+                    claim = futures[future]
                     try:
                         self._finalize(locks, target, claim, future.result(), report)
                     finally:
                         locks.unlock(claim.tenant_id, claim.document_id)
-                if not report.breaker_open and target.breaker.wait_seconds() > 0:
-                    report.breaker_open = True  # claim nothing more; finish what is in flight
+                if target.breaker.wait_seconds() > 0:
+                    report.breaker_open = True
+                    break
         if report.breaker_open:
             self.doorbell.ring(tenant_id, countdown=max(1.0, target.breaker.wait_seconds()))
         elif self.ledger.has_due(tenant_id):
