@@ -78,6 +78,7 @@ def test_deployment_check_passes(summary: dict[str, Any]) -> None:
         "nextcloud",
         "dockerfiles",
         "shell",
+        "grafana",
     }
     assert "failed" not in statuses.values(), summary
 
@@ -245,6 +246,143 @@ def test_helm_worker_beat_and_secrets(summary: dict[str, Any]) -> None:
     assert config["ONYX_R2R_BACKFILL_SOURCE"].startswith("onyx.background.celery.tasks.r2r_mirror")
     assert secret["broker_url"].endswith(":6379/13")
     assert secret["ledger_database_url"].startswith("postgresql+psycopg2://")
+
+
+def test_helm_metrics_are_off_by_default(summary: dict[str, Any]) -> None:
+    docs = rendered("helm-ct.json")
+    worker = by_kind(docs, "Deployment")["onyx-r2r-mirror-worker"]["spec"]["template"]
+    (container,) = worker["spec"]["containers"]
+    assert "ONYX_R2R_METRICS_PORT" not in container_env(container)
+    assert "ports" not in container
+    assert not any(k.startswith("prometheus.io/") for k in worker["metadata"]["annotations"])
+    assert "onyx-r2r-mirror-metrics" not in by_kind(docs, "Service")
+    assert not by_kind(docs, "ServiceMonitor")
+
+
+def test_helm_metrics_port_annotations_and_service_monitor(summary: dict[str, Any]) -> None:
+    docs = rendered("helm-metrics.json")
+    worker = by_kind(docs, "Deployment")["onyx-r2r-mirror-worker"]["spec"]["template"]
+    (container,) = worker["spec"]["containers"]
+    env = container_env(container)
+    assert env["ONYX_R2R_METRICS_PORT"] == "9464"
+    assert env["ONYX_R2R_METRICS_ADDRESS"] == "0.0.0.0"  # reachable from Prometheus
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9464, "protocol": "TCP"}]
+    annotations = worker["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == "9464"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    service = by_kind(docs, "Service")["onyx-r2r-mirror-metrics"]
+    assert service["spec"]["clusterIP"] == "None"  # one target per worker pod
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    # the Service selects exactly the worker pods (not R2R's, not the beat's)
+    assert service["spec"]["selector"].items() <= worker["metadata"]["labels"].items()
+    beat_labels = by_kind(docs, "Deployment")["onyx-r2r-mirror-beat"]["spec"]["template"][
+        "metadata"
+    ]["labels"]
+    assert not service["spec"]["selector"].items() <= beat_labels.items()
+    (monitor,) = by_kind(docs, "ServiceMonitor").values()
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "metrics", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
+    # the chart's values document the block, off by default
+    values = (CHART / "values.yaml").read_text()
+    assert re.search(r"^metrics:\n(?:  #.*\n)*  enabled: false$", values, re.M), "metrics on?"
+    assert re.search(r"^  serviceMonitor:\n(?:    #.*\n)*    enabled: false$", values, re.M)
+
+
+GRAFANA = DEPLOYMENT / "grafana" / "onyx-r2r-dashboard.json"
+
+
+def test_grafana_dashboard_queries_only_metrics_the_engine_defines() -> None:
+    """Every metric a dashboard query names exists: the engine's counters and histograms
+    (as exposed, with ``_total``/``_bucket``/``_count``/``_sum``) and its state gauges."""
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "scripts" / "lib"))
+    from check_dashboard import metric_names, panels_of, problems
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from onyx.r2r_sender.prometheus_metrics import (
+        BreakerCollector,
+        EngineMetrics,
+        LedgerCollector,
+    )
+
+    class Breaker:
+        def state(self) -> Any:
+            return type("S", (), {"state": "open", "consecutive_failures": 1})()
+
+    registry = CollectorRegistry()
+    metrics = EngineMetrics(registry)
+    metrics.request_duration.labels("POST", "/v3/documents", "2xx").observe(0.1)
+    for counter in (metrics.applied_documents, metrics.writes):
+        counter.labels("t", "create").inc()
+    for counter in (metrics.errors, metrics.dead_letters):
+        counter.labels("t", "internal").inc()
+    metrics.breaker_openings.labels("http://r2r").inc()
+    metrics.doorbell_rings.labels("sent").inc()
+    metrics.claim_duration.observe(0.01)
+    metrics.drain_duration.observe(1)
+    row = {"tenant_id": "t", "pending": 1, "oldest_pending_seconds": 3.0}
+    registry.register(LedgerCollector(lambda: [row], lambda: [("t", "internal", 1)]))
+    registry.register(BreakerCollector(lambda: [("http://r2r", Breaker())]))
+    exposed = {
+        sample.name
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for sample in family.samples
+    }
+    dashboard = json.loads(GRAFANA.read_text())
+    assert problems(dashboard) == []
+    used = set().union(
+        *(metric_names(t["expr"]) for p in panels_of(dashboard) for t in p.get("targets", []))
+    )
+    assert used, "the dashboard queries nothing"
+    assert used <= exposed, sorted(used - exposed)
+    titles = " ".join(p["title"].lower() for p in panels_of(dashboard))
+    for topic in ("backlog", "lag", "throughput", "errors", "breaker"):
+        assert topic in titles
+
+
+def test_dashboard_checker_names_what_is_wrong() -> None:
+    import sys
+
+    sys.path.insert(0, str(REPO_ROOT / "scripts" / "lib"))
+    from check_dashboard import problems
+
+    broken = {
+        "uid": "x",
+        "title": "x",
+        "schemaVersion": 39,
+        "templating": {"list": [{"name": "datasource"}]},
+        "panels": [
+            {
+                "id": 1,
+                "type": "timeseries",
+                "title": "Backlog",
+                "datasource": {"uid": "p"},
+                "targets": [{"expr": "sum(up"}],
+            },
+            {"id": 1, "type": "timeseries", "title": "Lag", "targets": []},
+        ],
+    }
+    found = " | ".join(problems(broken))
+    for expected in (
+        "repeated",
+        "no panel about throughput",
+        "no panel about breaker",
+        "no $tenant variable",
+        "'Backlog' does not use ${datasource}",
+        "names no onyx_r2r_ metric",
+        "unbalanced",
+        "'Lag' has no query",
+    ):
+        assert expected in found, (expected, found)
 
 
 def test_helm_runs_the_patched_r2r_image(summary: dict[str, Any]) -> None:
@@ -456,6 +594,8 @@ def test_ccbe_info_xml_declares_the_backend_deploy_options(summary: dict[str, An
     for patch_set in CCBE_VERSIONS.values():
         log = (OUT / f"info-{patch_set}.log").read_text()
         assert "ok (" in log, log
+
+
 def test_r2r_image_applies_every_patch_and_its_context_holds_only_them() -> None:
     dockerfile = (DEPLOYMENT / "r2r" / "Dockerfile").read_text()
     assert "COPY deployment/r2r/patches/ /tmp/r2r-patches/" in dockerfile

@@ -74,6 +74,9 @@ class CollectionResolver:
         self._ledger = ledger
         self._cache: dict[tuple[str, str], uuid.UUID] = {}
         self._labels: dict[uuid.UUID, tuple[str, str]] = {}  # collection id -> (key, label)
+        # labels being looked up in R2R by a thread of this process: others wait for it
+        # instead of racing it (a fresh tenant's first documents share most principals)
+        self._inflight: dict[tuple[str, str], threading.Event] = {}
         self._lock = threading.Lock()
 
     def resolve(
@@ -96,13 +99,72 @@ class CollectionResolver:
             stored = self._ledger.collection_ids(tenant_id, missing) if self._ledger else {}
             found.update(stored)
             unknown = [label for label in missing if label not in stored]
-            if unknown and (create or self._ledger is None):
-                found.update(self._from_r2r(tenant_id, unknown, create=create))
             with self._lock:
                 for label in missing:
                     if label in found:
-                        self._cache[(tenant_id, label)] = found[label]
-                        self._labels[found[label]] = (tenant_id, label)
+                        self._remember(tenant_id, label, found[label])
+            if unknown and (create or self._ledger is None):
+                found.update(self._single_flight(tenant_id, unknown, create=create))
+        return found
+
+    def _remember(self, tenant_id: str, label: str, cid: uuid.UUID) -> None:
+        self._cache[(tenant_id, label)] = cid
+        self._labels[cid] = (tenant_id, label)
+
+    def _single_flight(
+        self, tenant_id: str, labels: Sequence[str], *, create: bool, again: bool = True
+    ) -> dict[str, uuid.UUID]:
+        """:meth:`_from_r2r` for the labels no other thread is looking up; wait for the
+        others.  What such a thread did not find (it failed) is looked up once more the
+        same way (*again*), then directly."""
+        with self._lock:
+            mine: list[str] = []
+            theirs: dict[str, threading.Event] = {}
+            for label in labels:
+                key = (tenant_id, label)
+                if key in self._cache:
+                    continue
+                event = self._inflight.get(key)
+                if event is None:
+                    self._inflight[key] = threading.Event()
+                    mine.append(label)
+                else:
+                    theirs[label] = event
+        found: dict[str, uuid.UUID] = {}
+        try:
+            if mine:
+                found.update(self._from_r2r(tenant_id, mine, create=create))
+        finally:
+            with self._lock:
+                for label in mine:
+                    if label in found:
+                        self._remember(tenant_id, label, found[label])
+                    self._inflight.pop((tenant_id, label)).set()
+        leftover: list[str] = []
+        for label, event in theirs.items():
+            event.wait(timeout=120)
+            with self._lock:
+                cid = self._cache.get((tenant_id, label))
+            if cid is None:
+                leftover.append(label)  # the other thread failed or created nothing
+            else:
+                found[label] = cid
+        for label in labels:  # cached meanwhile by a thread that finished first
+            if label not in found:
+                with self._lock:
+                    cid = self._cache.get((tenant_id, label))
+                if cid is not None:
+                    found[label] = cid
+                elif label not in leftover and label not in mine:
+                    leftover.append(label)
+        if leftover and again:
+            found.update(self._single_flight(tenant_id, leftover, create=create, again=False))
+        elif leftover:
+            extra = self._from_r2r(tenant_id, leftover, create=create)
+            with self._lock:
+                for label, cid in extra.items():
+                    self._remember(tenant_id, label, cid)
+            found.update(extra)
         return found
 
     def _from_r2r(

@@ -124,6 +124,12 @@ _positive = _number_at_least(0, inclusive=False)
 _not_negative = _number_at_least(0)
 
 
+def _port(value: Any) -> str | None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        return "must be an integer"
+    return None if 0 <= value <= 65535 else "must be 0 (off) or a TCP port up to 65535"
+
+
 def _non_empty_text(value: Any) -> str | None:
     if not isinstance(value, str):
         return "must be a string"
@@ -379,6 +385,23 @@ SETTINGS: tuple[Setting, ...] = (
         _COUNT,
         "Largest metadata of one document (bytes of JSON); more is dead-lettered.",
     ),
+    # --- metrics
+    Setting(
+        "metrics_port",
+        "ONYX_R2R_METRICS_PORT",
+        _integer,
+        _port,
+        "The worker's Prometheus /metrics port (0: off). One port per worker process: "
+        "several workers on one host need one port each.",
+    ),
+    Setting(
+        "metrics_address",
+        "ONYX_R2R_METRICS_ADDRESS",
+        _text,
+        _non_empty_text,
+        "The address the worker's /metrics port binds to (0.0.0.0 to let Prometheus in "
+        "from other hosts).",
+    ),
     # --- chunking
     _engine(
         "chunking",
@@ -448,6 +471,9 @@ class BridgeSettings:
     max_text_bytes: int = 20 * 1024 * 1024
     max_acl_entries: int = 10_000
     max_metadata_bytes: int = 256 * 1024
+    # the worker's Prometheus port (0: off) and the address it binds to
+    metrics_port: int = 0
+    metrics_address: str = "127.0.0.1"
     # who splits text into chunks: "bridge" (one pre-chunked create that also assigns
     # every collection) or "server" (R2R's raw-text ingestion with its own config;
     # costs a membership call per collection beyond the first, R2R #2028).  The size

@@ -16,6 +16,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from onyx.r2r_sender.config import BridgeSettings
+from onyx.r2r_sender.prometheus_metrics import count
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Doorbell:
             ttl = _COALESCE_SECONDS + int(countdown)
             if not self._redis.set(key, repr(due), nx=True, ex=ttl):
                 if stale_after is None or not self._is_stale(key, stale_after):
+                    count(lambda m: m.doorbell_rings.labels("coalesced").inc())
                     return False
                 self._redis.set(key, repr(due), ex=ttl)
             self._app.send_task(
@@ -74,11 +76,13 @@ class Doorbell:
                 countdown=countdown or None,
                 expires=self._settings.task_expires_seconds + countdown,
             )
+            count(lambda m: m.doorbell_rings.labels("sent").inc())
             return True
         except Exception:  # a lost ring is repaired by the sweep
             logger.warning(
                 "could not ring the r2r_mirror doorbell for tenant %s", tenant_id, exc_info=True
             )
+            count(lambda m: m.doorbell_rings.labels("failed").inc())
             try:
                 self._redis.delete(self._key(tenant_id))
             except RedisError:

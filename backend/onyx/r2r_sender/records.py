@@ -25,6 +25,7 @@ the helpers here.  Nothing raises but
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
@@ -35,11 +36,43 @@ _MISSING = object()
 
 
 def field_of(obj: Any, name: str, default: Any = None) -> Any:
-    """Return ``obj.name`` or ``obj[name]`` (dicts), else *default*."""
+    """Return ``obj.name`` or ``obj[name]`` (dicts), else *default*.
+
+    Pydantic models (Onyx's documents) are read from their fields directly: a missing
+    attribute would otherwise cost pydantic's ``__getattr__`` an exception, several per
+    document in ``send_batch``.  The result is the same as ``getattr``'s.
+    """
     if isinstance(obj, dict):
         return obj.get(name, default)
+    how = _access(type(obj), name)
+    if how is _FIELD:
+        value = obj.__dict__.get(name, _MISSING)
+        if value is not _MISSING:
+            return value
+    elif how is _NOT_A_FIELD:
+        extra = obj.__pydantic_extra__
+        return extra.get(name, default) if extra else default
     value = getattr(obj, name, _MISSING)
     return default if value is _MISSING else value
+
+
+_FIELD = "field"  # a pydantic field: in the instance's __dict__ (unless never set)
+_NOT_A_FIELD = "extra"  # neither a field nor a class attribute: pydantic's extras or nothing
+_GETATTR = "getattr"  # anything else: plain getattr
+
+
+@functools.cache
+def _access(cls: type, name: str) -> str:
+    """How :func:`field_of` reads *name* from instances of *cls* (computed once per pair)."""
+    fields = getattr(cls, "__pydantic_fields__", None)
+    if (
+        not isinstance(fields, dict)
+        or not hasattr(cls, "__pydantic_extra__")
+        or name.startswith("_")  # private attributes live behind pydantic's __getattr__
+        or any(name in vars(klass) for klass in cls.__mro__)  # properties, methods, ...
+    ):
+        return _GETATTR
+    return _FIELD if name in fields else _NOT_A_FIELD
 
 
 def enum_value(value: Any) -> str | None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import worker_init, worker_ready
 from redis import Redis
 
 from onyx.r2r_sender.celery_app import build_app
@@ -95,7 +95,38 @@ def runtime() -> WorkerRuntime:
                 # the tenant's stored credential (admin page), else R2R_* from the env
                 credentials=TenantCredentialLookup.from_settings(settings),
             )
+            _register_state_metrics(_runtime)
         return _runtime
+
+
+def _register_state_metrics(worker: WorkerRuntime) -> None:
+    """This process's /metrics also reports the ledger's documents per tenant and state and
+    the breaker of every R2R server the worker uses (read at scrape time)."""
+    from onyx.r2r_sender.prometheus_metrics import (
+        BreakerCollector,
+        engine_metrics,
+        ledger_collector,
+    )
+
+    metrics = engine_metrics()
+    metrics.add_collector("ledger", ledger_collector(worker.ledger))
+    metrics.add_collector("breakers", BreakerCollector(worker.breakers))
+
+
+def _start_metrics(sender: Any = None, **_: Any) -> None:
+    """Serve /metrics on ONYX_R2R_METRICS_PORT when set (one port per worker process)."""
+    if _bound is None or getattr(sender, "app", None) is not _bound.app:
+        return  # another app's worker in this process
+    settings = _bound.settings
+    if not settings.metrics_port:
+        return
+    from onyx.r2r_sender.prometheus_metrics import start_metrics_server
+
+    try:
+        runtime()  # the state gauges need the runtime's ledger and breakers
+    except Exception as exc:  # noqa: BLE001 - metrics never stop a worker from starting
+        logger.error("metrics: could not build the worker runtime: %s", exc)
+    start_metrics_server(settings.metrics_port, settings.metrics_address)
 
 
 def drain(tenant_id: str) -> dict[str, Any]:
@@ -213,4 +244,5 @@ def _build_worker_app(settings: BridgeSettings) -> Celery:
         app.task(name=name, ignore_result=True, shared=False)(body)
     _add_job_beat(app, settings)
     worker_ready.connect(_check_r2r_at_start, weak=False, dispatch_uid="onyx_r2r.start_check")
+    worker_init.connect(_start_metrics, weak=False, dispatch_uid="onyx_r2r.metrics")
     return app

@@ -43,17 +43,44 @@ from onyx.r2r_sender.errors import (
 )
 from onyx.r2r_sender.ledger import Claim, Ledger, LockSession
 from onyx.r2r_sender.metrics import Counters
+from onyx.r2r_sender.prometheus_metrics import count, route_template, server_label, status_class
 
 logger = logging.getLogger(__name__)
 
-# the tenant whose document the current thread is applying (for counting writes)
-_APPLYING_FOR: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+# the tenant whose document the current thread is applying, and the apply's kind (for
+# counting writes)
+_APPLYING_FOR: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar(
     "onyx_r2r_applying_for", default=None
 )
-_WRITE = re.compile(
-    r"^(POST /v3/documents/?|DELETE /v3/documents/[0-9a-f-]{36}"
-    r"|(POST|DELETE) /v3/collections/[0-9a-f-]{36}/documents/[0-9a-f-]{36})$"
+_WRITES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"^POST /v3/documents/?$"), "create"),
+    (re.compile(r"^DELETE /v3/documents/[0-9a-f-]{36}$"), "delete"),
+    (re.compile(r"^POST /v3/collections/[0-9a-f-]{36}/documents/[0-9a-f-]{36}$"), "grant"),
+    (re.compile(r"^DELETE /v3/collections/[0-9a-f-]{36}/documents/[0-9a-f-]{36}$"), "revoke"),
 )
+_STARTED = "onyx_r2r_started"  # request.extensions key: perf_counter() when it was sent
+
+
+def write_kind(method: str, path: str) -> str | None:
+    """The kind of R2R write a request is (create, delete, grant, revoke), else None."""
+    line = f"{method} {path}"
+    for pattern, kind in _WRITES:
+        if pattern.match(line):
+            return kind
+    return None
+
+
+def apply_kind(claim: Claim) -> str:
+    """What applying *claim* does: ``delete``, ``labels`` (memberships only), ``replace``
+    (a new version of a document R2R holds) or ``create``."""
+    if claim.desired_deleted:
+        return "delete"
+    if not claim.content_changed and claim.applied_r2r_id is not None:
+        return "labels"
+    if claim.applied_r2r_id is not None and not claim.applied_deleted:
+        return "replace"
+    return "create"
+
 
 # the R2R server and credentials of a tenant; the default reads the settings
 CredentialLookup = Callable[[str], R2RCredentials]
@@ -110,7 +137,12 @@ class WorkerRuntime:
             target = self._targets.get(key)
             if target is None:
                 client = make_client(
-                    key, self.settings, event_hooks={"response": [self._count_write]}
+                    key,
+                    self.settings,
+                    event_hooks={
+                        "request": [_mark_started],
+                        "response": [self._count_write, _observe_request],
+                    },
                 )
                 resolver = CollectionResolver(client, self.ledger)
                 target = _Target(
@@ -136,6 +168,28 @@ class WorkerRuntime:
     # ----------------------------------------------------------------- drain
     def drain(self, tenant_id: str) -> DrainReport:
         """Apply due documents of *tenant_id* for one time slice (see module doc)."""
+        started = time.perf_counter()
+        try:
+            return self._drain(tenant_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            count(lambda m: m.drain_duration.observe(elapsed))
+
+    def breakers(self) -> list[tuple[str, CircuitBreaker]]:
+        """``(server label, breaker)`` of every R2R server this process has used."""
+        with self._lock:
+            targets = list(self._targets.values())
+        return [(server_label(t.client.base_url), t.breaker) for t in targets]
+
+    def _claim(self, locks: LockSession, tenant_id: str) -> list[Claim]:
+        started = time.perf_counter()
+        try:
+            return self.ledger.claim(locks, tenant_id, self.settings.claim_batch)
+        finally:
+            elapsed = time.perf_counter() - started
+            count(lambda m: m.claim_duration.observe(elapsed))
+
+    def _drain(self, tenant_id: str) -> DrainReport:
         report = DrainReport(tenant_id=tenant_id)
         self.doorbell.answered(tenant_id)
         target = self.target_for(tenant_id)
@@ -152,7 +206,7 @@ class WorkerRuntime:
             ) as pool,
         ):
             while time.monotonic() < deadline:
-                claims = self.ledger.claim(locks, tenant_id, self.settings.claim_batch)
+                claims = self._claim(locks, tenant_id)
                 if not claims:
                     break
                 if self.ledger.has_due(tenant_id):
@@ -179,7 +233,7 @@ class WorkerRuntime:
 
     def _apply(self, target: _Target, claim: Claim) -> Outcome | BaseException:
         """Apply one claim (R2R work only, no ledger write); the outcome or the failure."""
-        token = _APPLYING_FOR.set(claim.tenant_id)
+        token = _APPLYING_FOR.set((claim.tenant_id, apply_kind(claim)))
         try:
             return target.applier.apply(claim)
         except Exception as exc:  # noqa: BLE001 - finalised as a failure of this document
@@ -194,15 +248,22 @@ class WorkerRuntime:
         ``POST|DELETE /v3/collections/{id}/documents/{id}`` (grant, revoke) made while
         applying a document; collection creation and reads are not writes.
         """
-        tenant = _APPLYING_FOR.get()
-        if tenant is None or not 200 <= response.status_code < 300:
+        applying = _APPLYING_FOR.get()
+        if applying is None or not 200 <= response.status_code < 300:
             return
+        tenant, applying_kind = applying
         request = response.request
-        if _WRITE.match(f"{request.method} {request.url.path}"):
-            try:
-                self.counters.add(tenant, "r2r_writes", 1)
-            except Exception:
-                logger.debug("could not count an R2R write", exc_info=True)
+        kind = write_kind(request.method, request.url.path)
+        if kind is None:
+            return
+        # the create of a replace's new version is the replace
+        if kind == "create" and applying_kind == "replace":
+            kind = "replace"
+        try:
+            self.counters.add(tenant, "r2r_writes", 1)
+        except Exception:
+            logger.debug("could not count an R2R write", exc_info=True)
+        count(lambda m: m.writes.labels(tenant, kind).inc())
 
     def _finalize(
         self,
@@ -222,6 +283,8 @@ class WorkerRuntime:
             self._expedite_after_outage()
         # count before finalising: whoever sees the row synced sees its writes counted
         self.counters.add(claim.tenant_id, "applied")
+        kind = apply_kind(claim)
+        count(lambda m: m.applied_documents.labels(claim.tenant_id, kind).inc())
         self.ledger.finalize_success(locks, claim, result)
         report.applied += 1
         report.r2r_writes += result.writes
@@ -236,7 +299,10 @@ class WorkerRuntime:
     ) -> None:
         error_class, retryable, breaker_failure = classify_failure(exc)
         if breaker_failure and target.breaker.record_failure():
+            server = server_label(target.client.base_url)
+            count(lambda m: m.breaker_openings.labels(server).inc())
             logger.warning("r2r circuit breaker opened for %s", target.client.base_url)
+        count(lambda m: m.errors.labels(claim.tenant_id, error_class.value).inc())
         message = str(exc)
         if error_class is DeadLetterClass.INTERNAL:
             logger.error(
@@ -270,6 +336,7 @@ class WorkerRuntime:
         self.counters.add(claim.tenant_id, "failed")
         if status == "dead":
             report.dead += 1
+            count(lambda m: m.dead_letters.labels(claim.tenant_id, error_class.value).inc())
             logger.error(
                 "dead letter %s/%s (%s): %s",
                 claim.tenant_id,
@@ -320,9 +387,29 @@ class WorkerRuntime:
     def sweep(self) -> int:
         """Ring the doorbell of every tenant with due rows; return how many were rung."""
         rung = 0
+        count(lambda m: m.sweeps.inc())
         # [fault-tests fix] stale_after: re-ring a drain lost with a kill -9'd worker
         stale_after = max(5.0, 2 * self.settings.sweep_interval_seconds)
         for tenant_id in self.ledger.due_tenants():
             if self.doorbell.ring(tenant_id, stale_after=stale_after):
                 rung += 1
+        if rung:
+            count(lambda m: m.sweep_rings.inc(rung))
         return rung
+
+
+def _mark_started(request: httpx.Request) -> None:
+    """httpx request hook: remember when the request was sent."""
+    request.extensions[_STARTED] = time.perf_counter()
+
+
+def _observe_request(response: httpx.Response) -> None:
+    """httpx response hook: observe the request's duration by route and status class."""
+    request = response.request
+    started = request.extensions.get(_STARTED)
+    if started is None:
+        return
+    elapsed = time.perf_counter() - started
+    route = route_template(request.url.path)
+    cls = status_class(response.status_code)
+    count(lambda m: m.request_duration.labels(request.method, route, cls).observe(elapsed))

@@ -49,9 +49,13 @@ def test_the_router_serves_exactly_the_route_table() -> None:
         (method, route.path, route.status_code, route.endpoint.__wrapped__)
         for route in router.routes
         for method in route.methods
+        if route.path != api.PREFIX + "/metrics"
     }
     expected = {(r.method, api.PREFIX + r.path, r.status_code, r.handler) for r in api.ROUTES}
     assert served == expected
+    # plus the Prometheus exposition, which answers text rather than a model
+    metrics = [r for r in router.routes if r.path == api.PREFIX + "/metrics"]
+    assert [sorted(r.methods) for r in metrics] == [["GET"]]
 
 
 def test_handlers_are_callable_without_fastapi() -> None:

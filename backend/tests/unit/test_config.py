@@ -59,6 +59,8 @@ GOLDEN: dict[str, tuple[str, Any]] = {
     "max_text_bytes": ("ONYX_R2R_MAX_TEXT_BYTES", 20 * 1024 * 1024),
     "max_acl_entries": ("ONYX_R2R_MAX_ACL_ENTRIES", 10_000),
     "max_metadata_bytes": ("ONYX_R2R_MAX_METADATA_BYTES", 256 * 1024),
+    "metrics_port": ("ONYX_R2R_METRICS_PORT", 0),
+    "metrics_address": ("ONYX_R2R_METRICS_ADDRESS", "127.0.0.1"),
     "chunking": ("ONYX_R2R_CHUNKING", "bridge"),
     "chunk_size": ("ONYX_R2R_CHUNK_SIZE", 1024),
     "chunk_overlap": ("ONYX_R2R_CHUNK_OVERLAP", 256),
@@ -92,6 +94,8 @@ NON_DEFAULT: dict[str, Any] = {
     "max_text_bytes": 1_048_577,
     "max_acl_entries": 17,
     "max_metadata_bytes": 4096,
+    "metrics_port": 9464,
+    "metrics_address": "0.0.0.0",
     "chunking": "server",
     "chunk_size": 800,
     "chunk_overlap": 0,
@@ -292,7 +296,7 @@ TYPED = [
 
 
 def test_typed_settings_are_all_but_the_strings() -> None:
-    assert len(TYPED) == len(SETTINGS) - 7
+    assert len(TYPED) == len(SETTINGS) - 8
 
 
 @pytest.mark.parametrize("setting", TYPED, ids=lambda s: s.variable)

@@ -104,3 +104,35 @@ def test_bad_records_name_the_document_and_the_field(record: dict, fragment: str
 def test_bad_modified_is_refused_by_prepare() -> None:
     with pytest.raises(InvalidDocumentError, match="modified must be epoch seconds"):
         prepare(SourceDocument(document_id="d", text="t", modified=-1), BridgeSettings(), "t")
+
+
+def test_field_of_reads_pydantic_models_like_getattr() -> None:
+    """The fast path for pydantic models gives exactly what ``getattr`` gives."""
+    from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+    from onyx.r2r_sender.records import field_of
+
+    class Doc(BaseModel):
+        model_config = ConfigDict(extra="allow")
+        id: str
+        text: str | None = None
+        sections: list[str] = []
+        _secret: str = PrivateAttr(default="p")
+
+        @property
+        def title(self) -> str:
+            return f"T {self.id}"
+
+    class Strict(BaseModel):
+        id: str
+
+    doc = Doc(id="d1", text="body", extra_field=7)
+    for name in ("id", "text", "sections", "title", "extra_field", "_secret", "missing"):
+        assert field_of(doc, name, "dflt") == getattr(doc, name, "dflt"), name
+    partial = Doc.model_construct(id="d2")  # unset fields fall back to getattr
+    assert field_of(partial, "text", "dflt") == getattr(partial, "text", "dflt")
+    strict = Strict(id="s")
+    assert field_of(strict, "acl") is None
+    assert field_of(strict, "id") == "s"
+    assert field_of({"id": "x"}, "id") == "x"
+    assert field_of(object(), "id", 3) == 3

@@ -773,6 +773,18 @@ class Ledger:
             for r in rows
         ]
 
+    def dead_letter_classes(self) -> list[tuple[str, str, int]]:
+        """``(tenant_id, error_class, count)`` of every tenant's dead letters (for metrics)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT tenant_id, coalesce(last_error_class, 'internal') AS cls, "
+                    f"count(*) AS n FROM {SCHEMA}.document_state WHERE status = 'dead' "
+                    "GROUP BY 1, 2 ORDER BY 1, 2"
+                )
+            ).all()
+        return [(r.tenant_id, r.cls, int(r.n)) for r in rows]
+
     def dead_letters(
         self, tenant_id: str | None = None, *, offset: int = 0, limit: int = 100
     ) -> list[DeadLetter]:

@@ -17,7 +17,8 @@ imports fail and the router refuses every request (403) unless a host builds its
 
 Endpoints: ``GET/PUT/DELETE /config``, ``POST /test``, ``PUT /export``, ``GET /status``,
 ``GET /dead-letters``, ``GET /dead-letter-classes``, ``POST /dead-letters/replay``,
-``POST /resync``, ``POST /reconcile``, ``POST /onyx-reindex``.  Each is a plain module-level handler function
+``POST /resync``, ``POST /reconcile``, ``POST /onyx-reindex``, ``GET /metrics`` (Prometheus
+text format: the deployment-wide state gauges, see :func:`get_metrics`).  Each is a plain module-level handler function
 (:func:`get_config`, :func:`put_config`, ...) taking the tenant id and the
 :class:`AdminContext`; :func:`create_router` only wires them to routes and dependencies.
 Every error is JSON ``{"detail": <plain sentence>, "error": <code>, ...}``; request bodies
@@ -826,6 +827,29 @@ def reconcile(tenant_id: str, ctx: AdminContext) -> JobView:
     return start_job(ctx, tenant_id, "reconcile")
 
 
+def get_metrics(ctx: AdminContext) -> Response:
+    """The deployment-wide state gauges in Prometheus' text format (no tenant label):
+    documents by state, the oldest pending age, dead letters by class, and the circuit
+    breaker of the deployment's R2R server (``R2R_BASE_URL``).  Per-tenant series and the
+    process counters are on the workers' ``ONYX_R2R_METRICS_PORT``.  Read at each request;
+    a ledger failure answers ``onyx_r2r_ledger_up 0``, not an error."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    from onyx.r2r_sender.breaker import CircuitBreaker
+    from onyx.r2r_sender.prometheus_metrics import render_gauges, server_label
+
+    settings = ctx.settings
+    breaker = CircuitBreaker(
+        ctx.redis,
+        settings.r2r_base_url,
+        threshold=settings.breaker_threshold,
+        cooldown_seconds=settings.breaker_cooldown_seconds,
+        max_cooldown_seconds=settings.breaker_max_cooldown_seconds,
+    )
+    body = render_gauges(ctx.ledger, lambda: [(server_label(settings.r2r_base_url), breaker)])
+    return Response(content=body, media_type=CONTENT_TYPE_LATEST)
+
+
 @dataclass(frozen=True)
 class Route:
     """One endpoint: method, path below :data:`PREFIX`, handler, success status."""
@@ -947,6 +971,18 @@ def create_router(
             methods=[route.method],
             status_code=route.status_code,
         )
+
+    def metrics_endpoint(ctx: Annotated[AdminContext, Depends(get_context)]) -> Response:
+        return get_metrics(ctx)
+
+    metrics_endpoint.__doc__ = get_metrics.__doc__
+    router.add_api_route(
+        "/metrics",
+        metrics_endpoint,
+        methods=["GET"],
+        response_class=Response,
+        include_in_schema=True,
+    )
     return router
 
 
