@@ -40,6 +40,12 @@ class Timings:
     path: Path | None
     values: dict[str, float] = field(default_factory=dict)
 
+    def note(self, text: str) -> None:
+        """A line the script prints after the timings (what was compared, outcomes)."""
+        if self.path is not None:
+            with open(self.path.with_name("notes.txt"), "a") as handle:
+                handle.write(text.replace("\n", " ") + "\n")
+
     def record(self, name: str, seconds: float) -> None:
         self.values[name] = seconds
         if self.path is not None:
@@ -76,6 +82,18 @@ class OnyxE2E:
                 {"tenant": TENANT, "ids": list(document_ids)},
             ).mappings()
             return {row["document_id"]: dict(row) for row in rows}
+
+    def ledger_count(self) -> int:
+        """How many documents the ledger holds for the tenant."""
+        from sqlalchemy import text
+
+        with self.ledger.connect() as conn:
+            return int(
+                conn.execute(
+                    text("SELECT count(*) FROM r2r_bridge.document_state WHERE tenant_id = :t"),
+                    {"t": TENANT},
+                ).scalar_one()
+            )
 
     def ledger_documents_like(self, pattern: str) -> list[str]:
         from sqlalchemy import text

@@ -109,8 +109,16 @@ class OnyxProcesses:
             "worker", f"--hostname={name}@%h", "-Q", queues, "--loglevel=INFO",
         ]  # fmt: skip
 
-    def start(self, name: str, *, extra_env: dict[str, str] | None = None) -> OnyxProcess:
-        """Start *name* (api, beat, mirror or a key of :data:`CELERY_WORKERS`)."""
+    def start(
+        self,
+        name: str,
+        *,
+        kind: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        backend_dir: Path | None = None,
+    ) -> OnyxProcess:
+        """Start *name*: ``kind`` (default: *name*) is api, beat, mirror or a key of
+        :data:`CELERY_WORKERS`; ``backend_dir`` runs another copy of Onyx's backend."""
         count = self.generation.get(name, 0)
         self.generation[name] = count + 1
         log_path = self.work / "logs" / (f"{name}.log" if count == 0 else f"{name}-{count}.log")
@@ -122,12 +130,12 @@ class OnyxProcesses:
         }
         with open(log_path, "w") as handle:
             proc = subprocess.Popen(
-                self._argv(name),
+                self._argv(kind or name),
                 stdout=handle,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                cwd=self.backend_dir,
+                cwd=backend_dir or self.backend_dir,
                 start_new_session=True,
             )
         (self.work / "pgids" / name).write_text(str(proc.pid))
@@ -157,6 +165,10 @@ class OnyxProcesses:
                     return time.monotonic() - process.started
             time.sleep(0.5)
         raise TimeoutError(f"{name} not ready in {timeout:.0f} s:\n{process.log()[-3000:]}")
+
+    def wait_exit(self, name: str, *, timeout: float = 240.0) -> int:
+        """Wait until *name* exits by itself; its exit code."""
+        return self.procs[name].proc.wait(timeout=timeout)
 
     def kill9(self, name: str) -> None:
         """SIGKILL the whole process group of *name* and reap it."""
