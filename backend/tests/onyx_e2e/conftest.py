@@ -124,6 +124,20 @@ class OnyxE2E:
         return int(raw or 0)
 
     # ---------------------------------------------------------------- R2R
+    def _r2r(self, call: Any, *, patience: float = 120.0) -> Any:
+        """Run a read against the stack's shared R2R, waiting out a restart of it by
+        someone else (connection refused for a while) instead of failing the check."""
+        from onyx.r2r_sender.errors import R2RRetryableError
+
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return call()
+            except R2RRetryableError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(3.0)
+
     def r2r_documents(self, document_ids: list[str]) -> dict[str, Any]:
         """R2R's live documents of these Onyx documents (by the ledger's applied ids)."""
         rows = self.ledger_rows(document_ids)
@@ -132,7 +146,7 @@ class OnyxE2E:
             for doc_id, row in rows.items()
             if row["applied_r2r_id"] is not None and not row["applied_deleted"]
         }
-        found = self.r2r.list_documents(list(wanted)) if wanted else []
+        found = self._r2r(lambda: self.r2r.list_documents(list(wanted))) if wanted else []
         return {wanted[str(doc.id)]: doc for doc in found}
 
     def r2r_documents_of(self, onyx_document_id: str) -> list[Any]:
@@ -141,7 +155,7 @@ class OnyxE2E:
 
         scope = ONYX.scope(TENANT)
         found = []
-        for doc in self.r2r.iter_all_documents():
+        for doc in self._r2r(lambda: list(self.r2r.iter_all_documents())):
             meta = doc.metadata or {}
             if (
                 meta.get("tenant_id") == scope.key
@@ -156,7 +170,7 @@ class OnyxE2E:
 
         scope = ONYX.scope(TENANT)
         labels = set()
-        for collection in self.r2r.list_document_collections(r2r_document_id):
+        for collection in self._r2r(lambda: self.r2r.list_document_collections(r2r_document_id)):
             label = scope.label_of(collection.name)
             if label is not None:
                 labels.add(label)

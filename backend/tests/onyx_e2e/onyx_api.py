@@ -263,8 +263,14 @@ def wait_for(
     start = time.monotonic()
     last: Any = None
     while time.monotonic() - start < timeout:
-        last = probe()
-        if last:
-            return last, time.monotonic() - start
+        try:
+            last = probe()
+        except OnyxApiError as exc:  # Onyx's 5xx while a shared service restarts: retry
+            if exc.status < 500:
+                raise
+            last = exc
+        else:
+            if last:
+                return last, time.monotonic() - start
         time.sleep(interval)
     raise TimeoutError(f"{what}: not reached in {timeout:.0f} s (last: {last!r})")
