@@ -95,6 +95,21 @@ class OnyxE2E:
                 ).scalar_one()
             )
 
+    def ledger_unsettled(self) -> int:
+        """Documents of the tenant not yet applied as desired (pending, retrying, …)."""
+        from sqlalchemy import text
+
+        with self.ledger.connect() as conn:
+            return int(
+                conn.execute(
+                    text(
+                        "SELECT count(*) FROM r2r_bridge.document_state WHERE tenant_id = :t"
+                        " AND (status <> 'synced' OR applied_seq IS DISTINCT FROM desired_seq)"
+                    ),
+                    {"t": TENANT},
+                ).scalar_one()
+            )
+
     def ledger_documents_like(self, pattern: str) -> list[str]:
         from sqlalchemy import text
 

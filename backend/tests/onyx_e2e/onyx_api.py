@@ -40,7 +40,12 @@ class OnyxApi:
 
     # ------------------------------------------------------------------ plumbing
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        for _ in range(6):
+            response = self.http.request(method, path, **kwargs)
+            # the shared PostgreSQL full for a moment: Onyx failed before doing anything
+            if response.status_code < 500 or "too many clients already" not in response.text:
+                break
+            time.sleep(2.0)
         if response.is_error:
             try:
                 detail = str(response.json().get("detail", response.text))
@@ -147,7 +152,13 @@ class OnyxApi:
         start = time.monotonic()
         last: dict[str, Any] | None = None
         while time.monotonic() - start < timeout:
-            last = self.indexing_status(cc_pair_id)
+            try:
+                last = self.indexing_status(cc_pair_id)
+            except OnyxApiError as exc:  # a 5xx while a shared service is busy: ask again
+                if exc.status < 500:
+                    raise
+                time.sleep(2.0)
+                continue
             if last and not last.get("in_progress") and last.get("last_success"):
                 if datetime.fromisoformat(last["last_success"]) > after:
                     return time.monotonic() - start

@@ -467,6 +467,13 @@ def test_export_off_onyx_behaves_as_upstream(onyx: OnyxE2E) -> None:
     #    switch, stops at start-up exactly as the pristine Onyx does with these settings
     #    (no Vespa, no OpenSearch: upstream refuses to run without an index), and nothing
     #    reaches the ledger or R2R meanwhile
+    # earlier checks' documents all applied first, so any later write would be new
+    wait_for(
+        lambda: onyx.ledger_unsettled() == 0,
+        timeout=SEARCH_TIMEOUT,
+        interval=2.0,
+        what="the mirror idle",
+    )
     writes_before, ledger_before = onyx.r2r_writes(), onyx.ledger_count()
     onyx.procs.stop("api")
     runs = (("api-export-off", patched), ("api-pristine", pristine))
