@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r2r_purge import delete_collection
 from redis import Redis
 from sqlalchemy import text
 from stack_helpers import wait_until
@@ -343,17 +344,6 @@ def purge_tenant(client: R2RClient, ledger: Ledger, tenant_id: str) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(delete_document, r2r_ids))
         list(pool.map(lambda cid: delete_collection(client, cid), collections))
-
-
-def delete_collection(client: R2RClient, collection_id: uuid.UUID) -> None:
-    """Delete one (emptied) collection; best effort, for test cleanup only."""
-    with contextlib.suppress(Exception):
-        client._transport.request(  # the client deliberately has no delete_collection
-            "DELETE",
-            f"/v3/collections/{collection_id}",
-            operation="delete_collection",
-            retry=False,
-        )
 
 
 class ScopeSearch:

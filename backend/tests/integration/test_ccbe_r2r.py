@@ -9,7 +9,6 @@ afterwards.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import pickle
 import subprocess
@@ -18,15 +17,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 from ccbe_shaped import GENERATIONS, SHAPED_DIR, load_generation
-from engine_checks import delete_collection
 from langchain_core.documents import Document
+from r2r_purge import purge_scope
 
 from onyx.r2r_sender import (
     NEXTCLOUD,
@@ -37,7 +35,6 @@ from onyx.r2r_sender import (
     SearchScope,
     SourceDocument,
     SyncApplier,
-    TenantScope,
 )
 from onyx.r2r_sender.collections import label_from
 
@@ -48,33 +45,6 @@ ENV_VARS = ("R2R_BASE_URL", "R2R_API_KEY", "R2R_EMAIL", "R2R_PASSWORD", "CCBE_R2
 
 
 # ------------------------------------------------------------------ fixtures and helpers
-def purge_scope(client: R2RClient, scope: TenantScope) -> None:
-    """Delete what one scope left in R2R: documents first, then its (then empty) collections."""
-    mine = [
-        c for c in client.iter_collections() if label_from(scope, c.name, c.description) is not None
-    ]
-
-    def documents(collection_id: uuid.UUID) -> list[uuid.UUID]:
-        with contextlib.suppress(Exception):
-            return [d.id for d in client.iter_collection_documents(collection_id)]
-        return []
-
-    def delete_document(document_id: uuid.UUID) -> None:
-        with contextlib.suppress(Exception):
-            client.delete_document(document_id, retry=False)
-
-    # every Nextcloud document is in its provider's collection: list those, not every user's
-    listed = [
-        c.id
-        for c in mine
-        if not (label_from(scope, c.name, c.description) or "").startswith("acl:")
-    ] or [c.id for c in mine]
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        held = {d for ids in pool.map(documents, listed) for d in ids}
-        list(pool.map(delete_document, held))
-        list(pool.map(lambda cid: delete_collection(client, cid), [c.id for c in mine]))
-
-
 @pytest.fixture
 def admin(stack: dict[str, str]) -> Iterator[R2RClient]:
     with R2RClient(
