@@ -56,6 +56,7 @@ from onyx.r2r_sender import (
     FileTokenStore,
     LabelChange,
     R2RAuthError,
+    R2RClient,
     R2RConfigError,
     R2RCredentials,
     R2RError,
@@ -180,17 +181,22 @@ class VectorDB(BaseVectorDB):
             client_retry_max_time=min(20.0, self.timeout),
         )
 
+    def _client(self, *, shared_token: bool = True) -> R2RClient:
+        """A new engine client; *shared_token*: with the token file (when logging in)."""
+        credentials = R2RCredentials(
+            base_url=self.base_url,
+            api_key=Secret("" if self.email else env_text(None, "R2R_API_KEY")),
+            email=self.email,
+            password=Secret(env_text(None, "R2R_PASSWORD") if self.email else ""),
+        )
+        use_store = shared_token and self.email and self.token_file
+        store = FileTokenStore(self.token_file) if use_store else None
+        return make_client(credentials, self._settings(), token_store=store)
+
     def _engine(self) -> SyncApplier:
         """The engine's synchronous applier for this R2R (built on first use)."""
         if self._sync is None:
-            credentials = R2RCredentials(
-                base_url=self.base_url,
-                api_key=Secret("" if self.email else env_text(None, "R2R_API_KEY")),
-                email=self.email,
-                password=Secret(env_text(None, "R2R_PASSWORD") if self.email else ""),
-            )
-            store = FileTokenStore(self.token_file) if self.email and self.token_file else None
-            client = make_client(credentials, self._settings(), token_store=store)
+            client = self._client()
             self._sync = SyncApplier(client, self._settings())
             self._retriever = Retriever(client, self._sync.resolver)
         return self._sync
@@ -226,12 +232,14 @@ class VectorDB(BaseVectorDB):
     def diagnose(self, origin: str) -> str:
         """``""`` when R2R answers and accepts the credentials with superuser rights, else
         one line: ``… is unreachable …``, ``… credentials refused …`` or R2R's
-        misconfiguration. Never raises, never shows a secret."""
+        misconfiguration. Logs in afresh (a token stored earlier does not prove the
+        current password). Never raises, never shows a secret."""
         where = f"RAG backend r2r: R2R at {self.base_url}"
         try:
-            client = self._engine().client
-            client.health(retry=False)
-            client.check_settings(retry=False)
+            # the credentials themselves, not a token stored earlier: a fresh login
+            with self._client(shared_token=False) as client:
+                client.health(retry=False)
+                client.check_settings(retry=False)
         except R2RAuthError:
             which = "R2R_EMAIL/R2R_PASSWORD" if self.email else "R2R_API_KEY"
             return f"{where}: credentials refused ({which} must be a superuser's)"
