@@ -1,16 +1,17 @@
 """CCBE's R2R backend vs upstream's pgvector backend, side by side in one run.
 
     STACK_DIR=… .venv/bin/python bench/bench_ccbe.py CCBE_SOURCE_DIR [--docs 1000]
-        [--users 50] [--queries 200] [--count-docs 10000]
+        [--users 50] [--queries 200] [--count-docs 10000] [--shared]
 
 The same corpus (``--docs`` sources, ``--users`` users, 3 providers; 1–3 users and two
 CCBE-sized chunks per source, seeded) goes through both backends as CCBE calls them
 (``add_indocuments`` in batches of 32, ``doc_search`` with k=10, ``count_documents_by_provider``),
 each operation on a **freshly constructed backend** (CCBE builds one per operation, in a
-fresh process). Both embed with the stack's embedding stub: pgvector through CCBE's own
-client (``CC_EM_BASE_URL``), R2R through its server configuration. pgvector runs on a scratch
-database of the stack's PostgreSQL, R2R on the stack's R2R under a fresh instance; both are
-removed afterwards.
+fresh process). Both embed with one embedding stub: pgvector through CCBE's own client
+(``CC_EM_BASE_URL``), R2R through its server configuration. pgvector runs on a scratch
+database of the stack's PostgreSQL, R2R on a private R2R (``bench/private_stack.py``: its own
+port, database and stub, so other people's tests neither disturb nor are disturbed; the
+shared one with ``--shared``) under a fresh instance; both are removed afterwards.
 
 Reported: indexing throughput (sources/s) and its ratio R2R/pgvector (target ≥ 1.0×),
 ``doc_search`` p50/p95 and their ratios (target p50 ≤ 1.2×), ``count_documents_by_provider``
@@ -26,6 +27,7 @@ CCBE's virtualenv (``scripts/ccbe_venv``, shared with the contract and e2e tests
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -35,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -53,8 +56,18 @@ WORDS = (
 
 # ------------------------------------------------------------------ preparation (project venv)
 def prepare_and_rerun(args: argparse.Namespace, argv: list[str]) -> int:
-    """Copy the checkout, install overlay + engine, get CCBE's venv, run again inside it."""
-    stack_dir = os.environ.get("STACK_DIR", str(REPO / ".stack"))
+    """Copy the checkout, install overlay + engine, get CCBE's venv, run again inside it
+    (on a private R2R and embedding stub unless ``--shared``)."""
+    if not args.shared:
+        sys.path.insert(0, str(REPO / "bench"))
+        from private_stack import private_stack
+
+        with private_stack("ccbe", port=args.port) as stack:
+            return _rerun(args, argv, str(stack.directory))
+    return _rerun(args, argv, os.environ.get("STACK_DIR", str(REPO / ".stack")))
+
+
+def _rerun(args: argparse.Namespace, argv: list[str], stack_dir: str) -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-ccbe-"))
     try:
         copy = work / "ccbe"
@@ -137,13 +150,30 @@ def indocuments(docs: list[dict[str, Any]], first_key: int) -> dict[int, Any]:
     }
 
 
+@contextlib.contextmanager
+def fresh(make: Any) -> Iterator[Any]:
+    """A freshly constructed backend whose connections are closed after use, as the end of
+    CCBE's per-operation process closes them (both backends pay the closing alike)."""
+    backend = make()
+    try:
+        yield backend
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()  # r2r: the httpx pool
+        engine = getattr(getattr(backend, "client", None), "_engine", None)
+        if engine is not None:
+            engine.dispose()  # pgvector: langchain-postgres' SQLAlchemy engine
+
+
 def index(make: Any, docs: list[dict[str, Any]], threads: int = 1) -> float:
     """Seconds to index *docs* in batches of 32 (a fresh backend per batch)."""
     batches = [docs[i : i + BATCH] for i in range(0, len(docs), BATCH)]
 
     def one(numbered: tuple[int, list[dict[str, Any]]]) -> None:
         number, batch = numbered
-        result = make().add_indocuments(indocuments(batch, number * BATCH))
+        with fresh(make) as backend:
+            result = backend.add_indocuments(indocuments(batch, number * BATCH))
         failed = {k: v for k, v in result.items() if v is not None}
         assert not failed, failed
 
@@ -164,7 +194,8 @@ def searches(make: Any, users: int, queries: int, seed: int) -> list[float]:
         user = f"user{rng.randrange(users):02d}"
         query = " ".join(rng.choice(WORDS) for _ in range(4))
         started = time.perf_counter()
-        hits = make().doc_search(user, query, K)
+        with fresh(make) as backend:
+            hits = backend.doc_search(user, query, K)
         timings.append(time.perf_counter() - started)
         assert len(hits) <= K
     return timings
@@ -174,7 +205,8 @@ def count_time(make: Any) -> tuple[float, dict[str, int]]:
     times, counts = [], {}
     for _ in range(5):
         started = time.perf_counter()
-        counts = make().count_documents_by_provider()
+        with fresh(make) as backend:
+            counts = backend.count_documents_by_provider()
         times.append(time.perf_counter() - started)
     return statistics.median(times), counts
 
@@ -229,17 +261,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"docs": args.docs, "users": args.users, "providers": 3}
     try:
         # the login: first operation of a fresh token store, then one with the stored token
-        first = r2r()
-        started = time.perf_counter()
-        first.count_documents_by_provider()
-        results["r2r_first_op_with_login_s"] = time.perf_counter() - started
-        results["r2r_logins_first"] = first.logins
-        second = r2r()
-        started = time.perf_counter()
-        second.count_documents_by_provider()
-        results["r2r_next_op_stored_token_s"] = time.perf_counter() - started
-        results["r2r_logins_next"] = second.logins
-        pgvector()  # upstream creates its tables at construction: not part of the timing
+        for label in ("first_op_with_login", "next_op_stored_token"):
+            with fresh(r2r) as backend:
+                started = time.perf_counter()
+                backend.count_documents_by_provider()
+                results[f"r2r_{label}_s"] = time.perf_counter() - started
+                results[f"r2r_{label}_logins"] = backend.logins
+        with fresh(pgvector):
+            pass  # upstream creates its tables at construction: not part of the timing
 
         for name, make in (("pgvector", pgvector), ("r2r", r2r)):
             seconds = index(make, docs)
@@ -288,6 +317,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--count-docs", type=int, default=0)
+    parser.add_argument(
+        "--shared", action="store_true", help="use the shared stack's R2R (default: a private one)"
+    )
+    parser.add_argument("--port", type=int, default=7382, help="the private R2R's port")
     args = parser.parse_args(argv)
     if "BENCH_CCBE_SRC" not in os.environ:
         return prepare_and_rerun(args, argv)
