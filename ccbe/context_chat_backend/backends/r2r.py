@@ -422,9 +422,17 @@ class VectorDB(BaseVectorDB):
             rules["document_ids"] = tuple(dict.fromkeys(scope_list or ()))
         if scope is not None and not scope_list:
             return []
-        search = SearchScope(scope_key=self.scope.key, principals=(user_id.strip(),), **rules)
+        user = user_id.strip()
+        search = SearchScope(scope_key=self.scope.key, principals=(user,), **rules)
         try:
-            chunks = self._reader().search(search, query, mode="semantic", limit=k)
+            # only the user's collection is resolved: Nextcloud has no hidden documents, so
+            # the read model's hidden-flag lookup would be one request per search for nothing
+            label = ACL_PREFIX + user
+            known = self._engine().resolver.resolve(self.scope.key, [label], create=False)
+            resolved = search.resolve(known)
+            if resolved is None:  # the user has no collection: nothing to search
+                return []
+            chunks = self._reader().search(resolved, query, mode="semantic", limit=k)
         except R2RError as e:
             raise DbException(f"Error: performing doc search in R2R: {e}") from None
         return [
