@@ -24,7 +24,8 @@ httpx.  The README's "Engine API" section documents each group.
   :class:`Retriever` (search, chunks of documents), :class:`MirroredChunk`,
   :func:`newest_versions`, and the label → collection :class:`CollectionResolver`.
 * **R2R and its errors**: :class:`R2RClient` (REST over httpx with retries),
-  :func:`make_client`, the engine's error tree rooted at :class:`BridgeError`
+  :func:`make_client`, the login-token stores :class:`TokenStore` /
+  :class:`FileTokenStore`, the engine's error tree rooted at :class:`BridgeError`
   (R2R's errors under :class:`R2RError`), :class:`DeadLetterClass`, :func:`classify`,
   :func:`classify_failure`, typed results.
 * **Per-tenant credentials**: :class:`CredentialStore`, :func:`credentials_for`,
@@ -100,6 +101,8 @@ _EXPORTS: dict[str, str] = {
     "R2RClient": "client",
     "SearchMode": "client",
     "make_client": "connect",
+    "TokenStore": "token_store",
+    "FileTokenStore": "token_store",
     "BridgeError": "errors",
     "DeadLetterClass": "errors",
     "R2RError": "errors",

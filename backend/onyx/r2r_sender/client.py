@@ -55,6 +55,7 @@ from onyx.r2r_sender.r2r_types import (
     R2RDocument,
     SearchHit,
 )
+from onyx.r2r_sender.token_store import TokenStore
 
 _HEALTH_READ_TIMEOUT = 5.0
 
@@ -65,7 +66,8 @@ class R2RClient:
     One pooled :class:`httpx.Client` per instance; thread-safe for concurrent calls. Use it as a
     context manager or call :meth:`close`. Every request carries ``x-api-key``, or, when
     ``email``/``password`` of a service account are given instead, a bearer JWT from
-    ``POST /v3/users/login`` (renewed once on a 401). Prefer the login for volume: R2R 3.6.6
+    ``POST /v3/users/login`` (renewed once on a 401; kept in ``token_store`` when given, so
+    the processes of a host share one login). Prefer the login for volume: R2R 3.6.6
     bcrypt-checks an API key on every request (~0.45 s, serialised in its event loop).
 
     Each request method takes ``retry`` (default ``True``): when true, an
@@ -94,12 +96,14 @@ class R2RClient:
         max_connections: int = 16,
         transport: httpx.BaseTransport | None = None,
         event_hooks: Mapping[str, list[Callable[..., Any]]] | None = None,
+        token_store: TokenStore | None = None,
     ) -> None:
         url = check_base_url(base_url)
         self._read_timeout_per_mib = read_timeout_per_mib
+        self._auth = build_auth(url, api_key, email, password, token_store)
         self._transport = R2RTransport(
             url,
-            build_auth(url, api_key, email, password),
+            self._auth,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             retry_max_time=retry_max_time,
@@ -110,6 +114,11 @@ class R2RClient:
         )
 
     # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def logins(self) -> int:
+        """How many times this client logged in (0 with an API key or a stored token)."""
+        return int(getattr(self._auth, "logins", 0))
 
     @property
     def base_url(self) -> str:
@@ -471,6 +480,26 @@ class R2RClient:
         """
         items = self._by_ids("/v3/collections", ids, "list_collections", page_size, retry)
         return [R2RCollection.model_validate(item) for item in items]
+
+    def iter_collection_documents(
+        self, collection_id: UUIDLike, *, page_size: int = 1000, retry: bool = True
+    ) -> Iterator[R2RDocument]:
+        """Yield every document of a collection (``GET /v3/collections/{id}/documents``,
+        offset paging; each id at most once). Raises :class:`R2RNotFoundError` when the
+        collection does not exist."""
+        cid = as_uuid(collection_id, "collection_id")
+        check_page_size(page_size)
+        seen: set[UUID] = set()
+        for item in self._transport.paged(
+            f"/v3/collections/{cid}/documents",
+            operation="iter_collection_documents",
+            page_size=page_size,
+            retry=retry,
+        ):
+            document = R2RDocument.model_validate(item)
+            if document.id not in seen:
+                seen.add(document.id)
+                yield document
 
     def add_document_to_collection(
         self, collection_id: UUIDLike, document_id: UUIDLike, *, retry: bool = True

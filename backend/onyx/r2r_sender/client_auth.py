@@ -11,6 +11,7 @@ logs or raises.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Generator, Iterable
 
@@ -22,6 +23,7 @@ from onyx.r2r_sender.errors import (
     classify,
     message_from_body,
 )
+from onyx.r2r_sender.token_store import TokenStore, token_key
 
 LOGIN_PATH = "/v3/users/login"
 
@@ -82,23 +84,50 @@ class LoginAuth(httpx.Auth):
     :func:`~onyx.r2r_sender.errors.classify` gives for R2R's answer (operation
     ``"login"``; the password redacted), a login answer without a token
     :class:`~onyx.r2r_sender.errors.R2RFatalError`.
+
+    With a *token_store* (:mod:`~onyx.r2r_sender.token_store`) the token is shared by the
+    processes of a host: the first request uses the stored token when there is one, a
+    login happens under the store's lock (a process that finds a newer token there after
+    waiting uses it instead of logging in again) and saves its token; ``logins`` counts
+    the logins this flow made.
     """
 
     requires_response_body = True
 
-    def __init__(self, login_url: str, email: str, password: ClientSecret) -> None:
+    def __init__(
+        self,
+        login_url: str,
+        email: str,
+        password: ClientSecret,
+        token_store: TokenStore | None = None,
+    ) -> None:
         self._login_url = login_url
         self._email = email
         self._password = password
         self._token: ClientSecret | None = None
         self._lock = threading.Lock()
+        self._store = token_store
+        self._store_key = token_key(login_url.rsplit("/v3/", 1)[0], email)
+        self.logins = 0
+
+    def _stored(self) -> ClientSecret | None:
+        if self._store is None:
+            return None
+        token = self._store.load(self._store_key)
+        return ClientSecret(token) if token else None
 
     def _login(
         self, stale: ClientSecret | None
     ) -> Generator[httpx.Request, httpx.Response, ClientSecret]:
-        with self._lock:
+        store_lock = self._store.locked() if self._store is not None else contextlib.nullcontext()
+        with self._lock, store_lock:
             if self._token is not None and self._token is not stale:
                 return self._token  # another thread already logged in
+            stored = self._stored()
+            if stored is not None and (stale is None or stored.reveal() != stale.reveal()):
+                self._token = stored  # another process logged in meanwhile
+                return stored
+            self.logins += 1
             response = yield httpx.Request(
                 "POST",
                 self._login_url,
@@ -119,10 +148,15 @@ class LoginAuth(httpx.Auth):
                     "login answered 200 without an access token", operation="login"
                 ) from None
             self._token = ClientSecret(str(token))
+            if self._store is not None:
+                self._store.save(self._store_key, self._token.reveal())
             return self._token
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         token = self._token
+        if token is None:
+            with self._lock:
+                token = self._token = self._token or self._stored()
         if token is None:
             token = yield from self._login(None)
         request.headers["Authorization"] = f"Bearer {token.reveal()}"
@@ -146,9 +180,11 @@ def build_auth(
     api_key: str | None,
     email: str | None,
     password: str | None,
+    token_store: TokenStore | None = None,
 ) -> ApiKeyAuth | LoginAuth:
     """The auth flow for these arguments: a login when ``email``/``password`` are given
-    (an API key given as well is not used), else the API key.
+    (an API key given as well is not used; *token_store* shares its token between
+    processes), else the API key.
 
     Raises :class:`~onyx.r2r_sender.errors.InvalidArgumentError` when only one of
     ``email``/``password`` is given, or when neither a login nor a non-blank
@@ -160,7 +196,9 @@ def build_auth(
     ):
         raise InvalidArgumentError("email and password must both be non-empty strings")
     if use_login:
-        return LoginAuth(f"{base_url}{LOGIN_PATH}", str(email), ClientSecret(str(password)))
+        return LoginAuth(
+            f"{base_url}{LOGIN_PATH}", str(email), ClientSecret(str(password)), token_store
+        )
     if not isinstance(api_key, str) or not api_key.strip():
         raise InvalidArgumentError("api_key must be a non-empty string")
     return ApiKeyAuth(ClientSecret(api_key.strip()))

@@ -18,6 +18,7 @@ from typing import Protocol
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.errors import R2RAlreadyExistsError
 from onyx.r2r_sender.hosts import TenantScope
+from onyx.r2r_sender.r2r_types import R2RCollection
 
 # The holding collection of a tenant's documents that have no label at all (no
 # ACL, set or flag: visible to nobody).  Without one R2R would put them in the
@@ -25,6 +26,7 @@ from onyx.r2r_sender.hosts import TenantScope
 # searches scope tenants by chunk metadata ``tenant_id``, so a membership write
 # per document is saved.
 TENANT_LABEL = "tenant"
+DESCRIPTION_PREFIX = "onyx-r2r tenant="
 BULK_LOOKUP = 32  # more unknown labels than this: list the account's collections once
 CREATE_CONCURRENCY = 8  # concurrent get-or-creates of missing collections
 
@@ -33,6 +35,27 @@ def collection_name(tenant_id: str, label: str) -> str:
     """The R2R collection name of *label* in the scope whose key is *tenant_id* (see
     :meth:`~onyx.r2r_sender.hosts.TenantScope.collection_name`)."""
     return TenantScope.from_key(tenant_id).collection_name(label)
+
+
+def collection_description(tenant_id: str, label: str) -> str:
+    """The description a collection is created with: ``onyx-r2r tenant=<key> label=<label>``
+    (at most 500 characters). It lets a hashed name be read back (:func:`label_from`)."""
+    return f"{DESCRIPTION_PREFIX}{tenant_id} label={label}"[:500]
+
+
+def label_from(scope: TenantScope, name: str, description: str | None) -> str | None:
+    """The label of the collection called *name* in *scope*, or ``None`` when it is not one
+    of the scope's: readable names are inverted (:meth:`TenantScope.label_of`), hashed ones
+    are read from their description and checked by deriving the name again."""
+    label = scope.label_of(name)
+    if label is not None:
+        return label
+    prefix = f"{DESCRIPTION_PREFIX}{scope.key} label="
+    if description and description.startswith(prefix):
+        label = description[len(prefix) :]
+        if label and scope.collection_name(label) == name:
+            return label
+    return None
 
 
 class CollectionStore(Protocol):
@@ -192,7 +215,7 @@ class CollectionResolver:
         def fetch(name: str) -> tuple[str, uuid.UUID | None]:
             label = names[name]
             if create:
-                description = f"onyx-r2r tenant={tenant_id} label={label}"[:500]
+                description = collection_description(tenant_id, label)
                 if not listed:
                     return name, self._client.ensure_collection(name, description=description).id
                 # the listing showed it missing: create straight away (one request), and
@@ -228,8 +251,9 @@ class CollectionResolver:
         """The labels of those *collection_ids* that are collections of this scope.
 
         Known ids come from this resolver's cache; the rest are read from R2R in one
-        request per 100 ids and their names inverted (:meth:`TenantScope.label_of`).  A
-        collection of another scope, a hashed name or a vanished collection is left out.
+        request per 100 ids and their names inverted (:func:`label_from`: hashed names are
+        read back from their description).  A collection of another scope or a vanished
+        collection is left out.
         Raises R2R client errors.
         """
         out: dict[uuid.UUID, str] = {}
@@ -244,7 +268,7 @@ class CollectionResolver:
         if unknown:
             scope = TenantScope.from_key(tenant_id)
             for collection in self._client.list_collections(unknown):
-                label = scope.label_of(collection.name)
+                label = label_from(scope, collection.name, collection.description)
                 if label is None:
                     continue
                 out[collection.id] = label
@@ -252,6 +276,27 @@ class CollectionResolver:
                     self._cache[(tenant_id, label)] = collection.id
                     self._labels[collection.id] = (tenant_id, label)
         return out
+
+    def labelled(self, tenant_id: str, prefix: str) -> dict[str, R2RCollection]:
+        """Every collection of the scope whose label starts with *prefix* (``"set:"``):
+        label → collection (with R2R's ``document_count``).
+
+        One listing of the account's collections (1,000 per request); hashed names are read
+        back from their description (:func:`label_from`). Found ids are cached. Raises R2R
+        client errors.
+        """
+        scope = TenantScope.from_key(tenant_id)
+        found: dict[str, R2RCollection] = {}
+        for collection in self._client.iter_collections():
+            label = label_from(scope, collection.name, collection.description)
+            if label is None or not label.startswith(prefix):
+                continue
+            found.setdefault(label, collection)
+        with self._lock:
+            for label, collection in found.items():
+                self._cache[(tenant_id, label)] = collection.id
+                self._labels[collection.id] = (tenant_id, label)
+        return found
 
     def invalidate(self, tenant_id: str, label: str) -> None:
         """Forget a mapping whose collection no longer exists in R2R."""

@@ -24,6 +24,7 @@ a document: bad input is ``permanent`` with a reason naming the document, R2R tr
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -65,6 +66,8 @@ class SyncOutcome:
     ``not_found``: R2R holds no such document (updates and deletes);
     ``retryable`` / ``permanent``: nothing is lost, R2R still holds the previous state;
     ``error_class`` and ``reason`` say why (the reason names the document).
+    ``created_id``: the R2R id of the version :meth:`SyncApplier.apply_documents` created
+    (``None`` when no content was written).
     """
 
     document_id: str
@@ -72,6 +75,7 @@ class SyncOutcome:
     writes: int = 0
     error_class: str | None = None
     reason: str | None = None
+    created_id: uuid.UUID | None = None
 
     @property
     def ok(self) -> bool:
@@ -182,6 +186,36 @@ class SyncApplier:
             if applied is not None:
                 out[doc_id] = _applied_document(doc_id, applied, record)
         return out
+
+    def labelled(self, scope: TenantScope, label: str) -> list[str]:
+        """The ids of the documents R2R holds with *label* (e.g. ``"acl:alice"``), in R2R's
+        order; ``[]`` when the label has no collection (nothing is created).
+
+        One listing of the label's collection (1,000 documents per request). Raises R2R
+        client errors.
+        """
+        cid = self.resolver.resolve(scope.key, [label], create=False).get(label)
+        if cid is None:
+            return []
+        ids: dict[str, None] = {}
+        for document in self.client.iter_collection_documents(cid):
+            metadata = document.metadata
+            doc_id = metadata.get(schema.SOURCE_DOCUMENT_ID)
+            if metadata.get(schema.TENANT) == scope.key and isinstance(doc_id, str):
+                ids[doc_id] = None
+        return list(ids)
+
+    def label_counts(self, scope: TenantScope, prefix: str) -> dict[str, int]:
+        """How many documents each label of the scope starting with *prefix* holds
+        (``"set:"`` → ``{"set:x": 12, …}``), from R2R's collection ``document_count``: one
+        listing of the account's collections, whatever the number of documents. A document
+        caught in the middle of a replace counts twice for that moment. Raises R2R client
+        errors.
+        """
+        return {
+            label: int(collection.document_count or 0)
+            for label, collection in self.resolver.labelled(scope.key, prefix).items()
+        }
 
     def _records(self, scope: TenantScope, document_ids: Sequence[str]) -> dict[str, _Record]:
         by_id: dict[uuid.UUID, tuple[str, int]] = {}
@@ -300,7 +334,8 @@ class SyncApplier:
             target_id=scope.slot_id(item.document_id, target_slot),
         )
         outcome = self.applier.apply(task)
-        return _done(item.document_id, outcome, extra_writes=writes)
+        done = _done(item.document_id, outcome, extra_writes=writes)
+        return dataclasses.replace(done, created_id=task.target_r2r_id)
 
     def update_labels(
         self,

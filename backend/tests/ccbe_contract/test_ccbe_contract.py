@@ -20,6 +20,8 @@ import json
 import multiprocessing
 import os
 import socket
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -64,12 +66,21 @@ TAG = GEN.replace(".", "")
 PG_DB = scratch_name(f"ccbe_c{TAG}_pgvector")
 SUPABASE_DB = scratch_name(f"ccbe_c{TAG}_supabase")
 PINECONE_ENV = {"PINECONE_API_KEY": "pc-contract-key", "PINECONE_INDEX": "cc-contract"}
+R2R_INSTANCE = f"contract-{TAG}-{os.getpid()}-{int(time.time())}"
+R2R_ENV = {
+    "R2R_BASE_URL": _stack_value("R2R_BASE_URL", "http://127.0.0.1:7272"),
+    "R2R_EMAIL": _stack_value("R2R_ADMIN_EMAIL", ""),
+    "R2R_PASSWORD": _stack_value("R2R_ADMIN_PASSWORD", ""),
+    "CCBE_R2R_INSTANCE": R2R_INSTANCE,
+    "APP_PERSISTENT_STORAGE": tempfile.mkdtemp(prefix="ccbe-contract-storage-"),
+}
 
 # What every storage subprocess sees. v5.4's forkserver children inherit the environment of
 # the forkserver, fixed when it starts: set it before the first subprocess.
 os.environ.update(
     {
         **PINECONE_ENV,
+        **R2R_ENV,
         "SUPABASE_DB_URL": f"{SERVER}/{SUPABASE_DB}",
         "CC_EM_BASE_URL": EMBED_URL,
         "CC_EM_BATCH_SIZE": "100",
@@ -81,6 +92,7 @@ for _name in (
     "SUPABASE_ANON_KEY",
     "CC_EM_APIKEY",
     "CC_EM_MODEL_NAME",
+    "R2R_API_KEY",
 ):
     os.environ.pop(_name, None)
 multiprocessing.set_start_method("forkserver" if GEN == "5.4" else "fork", force=True)
@@ -166,8 +178,8 @@ def test_base_vector_db_is_the_seam_the_overlay_implements() -> None:
         is importlib.import_module("context_chat_backend.vectordb.pgvector").VectorDB
     )
     assert issubclass(backends.get_backend_class("r2r"), base.BaseVectorDB)
-    with pytest.raises(NotImplementedError, match="waiting for the engine's sync API"):
-        backends.get_backend_class("r2r")(None)
+    r2r = backends.get_backend_class("r2r")(None)  # real: settings only, no I/O
+    assert r2r.instance == R2R_INSTANCE and r2r.check_connection("contract") is True
 
 
 def test_upstream_loader_knows_only_pgvector() -> None:
@@ -437,19 +449,35 @@ def test_supabase_construction_waits_for_the_first_storage_call(
     assert parsed.scheme == "postgresql+psycopg" and parsed.path == f"/{SUPABASE_DB}"
 
 
-@pytest.mark.parametrize("backend", ["pgvector", "supabase"])
+@pytest.fixture(scope="module")
+def r2r_instance() -> Iterator[str]:
+    """The R2R backend's instance of this run; its documents and collections are purged."""
+    from r2r_purge import purge_scope
+
+    from onyx.r2r_sender import NEXTCLOUD, R2RClient
+
+    yield R2R_INSTANCE
+    with R2RClient(
+        R2R_ENV["R2R_BASE_URL"], email=R2R_ENV["R2R_EMAIL"], password=R2R_ENV["R2R_PASSWORD"]
+    ) as client:
+        purge_scope(client, NEXTCLOUD.scope(R2R_INSTANCE))
+
+
+@pytest.mark.parametrize("backend", ["pgvector", "supabase", "r2r"])
 def test_pgvector_flow_through_ccbe(
-    backend: str, app_config: Any, pgvector_db: str, supabase_db: str
+    backend: str, app_config: Any, pgvector_db: str, supabase_db: str, r2r_instance: str
 ) -> None:
     """The same scenario through CCBE's embed_sources, vectordb.service and do_doc_search:
     upstream's pgvector via upstream's own loader, supabase via the registry on its own
-    database. Both must behave identically (supabase *is* upstream's pgvector flow)."""
+    database, r2r via the registry on the stack's R2R. All must behave like upstream's
+    pgvector (supabase *is* upstream's pgvector flow); r2r differs in one documented place:
+    an access change of an unknown source raises ``SafeDbException(…, 404)``."""
     if backend == "pgvector":
         connection = pgvector_db.replace("postgresql://", "postgresql+psycopg://")
         pg_config = config_for(app_config, "pgvector", {"connection": connection})
         loader: Any = dyn_loader.VectorDBLoader(pg_config)
     else:
-        loader = registry_loader(config_for(app_config, "supabase"))
+        loader = registry_loader(config_for(app_config, backend))
     config = app_config
 
     # index three sources (two providers), each user sees only what they may
@@ -490,8 +518,12 @@ def test_pgvector_flow_through_ccbe(
     run(service.decl_update_access, loader, ["dave"], DOC_C["ref"])
     assert visible(loader, "dave") == {DOC_C["ref"]}
     assert visible(loader, "alice") == {DOC_A["ref"]}
-    # upstream's pgvector logs and swallows the 404 of an unknown source (no exception)
-    run(service.update_access, loader, ALLOW, ["alice"], "files__default: 999")
+    if backend == "r2r":  # the issue's contract: CCBE acknowledges a SafeDbException
+        with pytest.raises(SafeDbException) as err:
+            run(service.update_access, loader, ALLOW, ["alice"], "files__default: 999")
+        assert err.value.args[1] == 404
+    else:  # upstream's pgvector logs and swallows the 404 of an unknown source
+        run(service.update_access, loader, ALLOW, ["alice"], "files__default: 999")
     # denying the last user deletes the orphan
     run(service.update_access_provider, loader, DENY, ["dave"], "notes__app")
     assert run(service.count_documents_by_provider, loader) == {"files__default": 2}

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from r2r_purge import delete_collection
 from redis import Redis
 from sqlalchemy import text
 from stack_helpers import wait_until
@@ -340,18 +341,9 @@ def purge_tenant(client: R2RClient, ledger: Ledger, tenant_id: str) -> None:
         with contextlib.suppress(Exception):
             client.delete_document(r2r_id, retry=False)
 
-    def delete_collection(collection_id: uuid.UUID) -> None:
-        with contextlib.suppress(Exception):
-            client._transport.request(  # the client deliberately has no delete_collection
-                "DELETE",
-                f"/v3/collections/{collection_id}",
-                operation="delete_collection",
-                retry=False,
-            )
-
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(delete_document, r2r_ids))
-        list(pool.map(delete_collection, collections))
+        list(pool.map(lambda cid: delete_collection(client, cid), collections))
 
 
 class ScopeSearch:

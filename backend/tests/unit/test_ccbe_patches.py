@@ -167,9 +167,12 @@ def overlay_files() -> set[str]:
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
-        source = REPO / "ccbe" / entry
+        # ccbe/<entry>, else backend/<entry> (the engine, onyx/r2r_sender)
+        root = REPO / "ccbe" if (REPO / "ccbe" / entry).exists() else REPO / "backend"
+        source = root / entry
+        assert source.exists(), entry
         files |= {
-            str(p.relative_to(REPO / "ccbe"))
+            str(p.relative_to(root))
             for p in source.rglob("*")
             if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
         }
@@ -276,7 +279,8 @@ def test_apply_check_install_revert_on_the_patches_own_preimages(
     assert changed == {c[0] for c in CLAIMS[generation].values()}
     assert added == overlay_files() | {MANIFEST}
     for rel in overlay_files():
-        assert after[rel] == (REPO / "ccbe" / rel).read_bytes()
+        source = REPO / "ccbe" / rel
+        assert after[rel] == (source if source.exists() else REPO / "backend" / rel).read_bytes()
 
     again = apply("--host", "ccbe", *gen, tree)
     assert again.returncode == 0 and "(0 new or changed)" in again.stdout
