@@ -456,6 +456,8 @@ def test_ccbe_info_xml_declares_the_backend_deploy_options(summary: dict[str, An
     for patch_set in CCBE_VERSIONS.values():
         log = (OUT / f"info-{patch_set}.log").read_text()
         assert "ok (" in log, log
+
+
 def test_r2r_image_applies_every_patch_and_its_context_holds_only_them() -> None:
     dockerfile = (DEPLOYMENT / "r2r" / "Dockerfile").read_text()
     assert "COPY deployment/r2r/patches/ /tmp/r2r-patches/" in dockerfile

@@ -30,6 +30,7 @@ from onyx.r2r_sender.doorbell import (
     Doorbell,
 )
 from onyx.r2r_sender.ledger import Ledger
+from onyx.r2r_sender.liveness import PING_TASK, answer_ping
 from onyx.r2r_sender.worker import WorkerRuntime
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,11 @@ def sweep(tenant_id: str | None = None) -> int:
     return runtime().sweep()
 
 
+def ping(token: str) -> None:
+    """Liveness: record that this worker's consumer ran a ping (``liveness.probe_consumer``)."""
+    answer_ping(runtime().redis, token)
+
+
 # [issue-4] long jobs: reconciliation and backfill (bodies in onyx.r2r_sender.jobs)
 def _send_job(task: str, tenant_id: str, **kwargs: Any) -> None:
     bound = _process()
@@ -208,6 +214,7 @@ def _build_worker_app(settings: BridgeSettings) -> Celery:
         (SWEEP_TASK, sweep),
         (RECONCILE_TASK, reconcile),
         (BACKFILL_TASK, backfill),
+        (PING_TASK, ping),
     ):
         # shared=False: the tasks belong to this app only, not to every app in the process
         app.task(name=name, ignore_result=True, shared=False)(body)

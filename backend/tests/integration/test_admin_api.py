@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import Redis
 
 from onyx.r2r_integration.sender import R2RDocumentSender
+from onyx.r2r_sender.celery_app import queue_key
 from onyx.r2r_sender.credentials import (
     CredentialStore,
     credentials_for,
@@ -536,14 +537,14 @@ def test_resync_and_reconcile_send_named_tasks_with_expiry(admin, settings, tena
             assert body["task"] == task and body["task_id"]
             again = admin.post(path)
             assert again.status_code == 409 and again.json()["error"] == "already_requested"
-        messages = [json.loads(m) for m in redis.lrange(settings.queue, 0, -1)]
+        messages = [json.loads(m) for m in redis.lrange(queue_key(settings.queue), 0, -1)]
         by_task = {m["headers"]["task"]: m for m in messages}
         for task in ("onyx_r2r.backfill", "onyx_r2r.reconcile"):
             headers = by_task[task]["headers"]
             assert headers["expires"], "sent with expires="
             assert f"'tenant_id': '{tenant_id}'" in headers["kwargsrepr"]
     finally:
-        redis.delete(settings.queue)
+        redis.delete(queue_key(settings.queue))
 
 
 # -------------------------------------------------- a real worker, end to end

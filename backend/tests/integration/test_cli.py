@@ -338,7 +338,7 @@ def test_replay_requeues_a_dead_letter(cli, settings, workers, tree, tenant_id, 
     )
     assert (
         f"dead letter {tenant_id}/no-content: [invalid_document] "
-        "document has no text, chunks or title" in status.stdout
+        "document 'no-content': document has no text, chunks or title" in status.stdout
     )
 
     _start_worker(workers, tree, concurrency=2)
