@@ -100,6 +100,7 @@ _EXPORTS: dict[str, str] = {
     "R2RClient": "client",
     "SearchMode": "client",
     "make_client": "connect",
+    "CircuitBreaker": "breaker",
     "BridgeError": "errors",
     "DeadLetterClass": "errors",
     "R2RError": "errors",
