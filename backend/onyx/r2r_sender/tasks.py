@@ -29,6 +29,7 @@ from onyx.r2r_sender.doorbell import (
     SWEEP_TASK,
     Doorbell,
 )
+from onyx.r2r_sender.errors import R2RAuthError
 from onyx.r2r_sender.ledger import Ledger
 from onyx.r2r_sender.liveness import PING_TASK, answer_ping
 from onyx.r2r_sender.worker import WorkerRuntime
@@ -201,9 +202,28 @@ def _check_r2r_at_start(sender: Any = None, **_: Any) -> None:
     try:
         client = runtime().target_for("").client
         client.health(retry=False)
+    except Exception as exc:  # noqa: BLE001 - a start-up check never crashes the worker
+        logger.error("r2r start-up check failed: %s", exc)
+        return
+    try:
         client.check_settings(retry=False)
         logger.info("r2r at %s is reachable and its settings fit the bridge", client.base_url)
-    except Exception as exc:  # noqa: BLE001 - a start-up check never crashes the worker
+    except R2RAuthError as exc:
+        if exc.status_code != 403:
+            logger.error("r2r start-up check failed: %s", exc)
+            return
+        # a working account that is not a superuser: R2R keeps its settings from it
+        logger.warning(
+            "r2r start-up check: R2R at %s is reachable, but this worker's account is not a "
+            "superuser, so R2R refused GET /v3/system/settings (HTTP 403) and the worker "
+            "could not check that [embedding] and [completion_embedding] use the same "
+            "provider, model and dimension, nor that [ingestion] skip_document_summary is "
+            "true. Mirroring works without it; check those two in r2r.toml yourself, or "
+            "give the worker a superuser account (R2R_EMAIL/R2R_PASSWORD) to have them "
+            "checked at every start.",
+            client.base_url,
+        )
+    except Exception as exc:  # noqa: BLE001
         logger.error("r2r start-up check failed: %s", exc)
 
 
