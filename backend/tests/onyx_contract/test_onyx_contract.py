@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import switch_table
-from contract_env import MARKS, SRC
+from contract_env import MARKS, SRC, stack_env
 
 pytestmark = MARKS
 
@@ -577,17 +577,6 @@ def test_patches_apply_is_idempotent_and_names_drift(tmp_path) -> None:
 
 
 # ------------------------------------------------------------ live ledger
-def _stack_env() -> dict[str, str]:
-    path = Path(os.environ.get("ONYX_CONTRACT_STACK_ENV", REPO / ".stack/stack.env"))
-    if not path.exists():
-        return {}
-    return dict(
-        line.split("=", 1)
-        for line in path.read_text().splitlines()
-        if "=" in line and line[0] != "#"
-    )
-
-
 def test_onyx_chunks_reach_the_ledger() -> None:
     """With the local stack up: real Onyx chunks → R2RIndex → the real ledger.  Leaves
     nothing behind: the rows, the drain task, its queue's broker binding, the doorbell key."""
@@ -600,7 +589,7 @@ def test_onyx_chunks_reach_the_ledger() -> None:
     from onyx.r2r_integration.flags import R2RFlags
     from onyx.r2r_sender import BridgeSettings, Ledger
 
-    env = _stack_env()
+    env = stack_env()
     if not env.get("ONYX_R2R_TEST_DATABASE_URL"):
         pytest.skip(
             "the local stack is not set up: no ONYX_R2R_TEST_DATABASE_URL in "
