@@ -70,6 +70,10 @@ def test_an_onyx_worker_on_the_same_redis_db_does_not_stall_the_mirror(
         assert probe.alive, probe.detail
     finally:
         request_onyx_worker.stop()
+        workers.stop_all()
+        redis = Redis.from_url(shared.broker_url)
+        for key in redis.scan_iter(match=f"*{shared.queue}*"):  # queue, bindings, doorbells
+            redis.delete(key)
 
 
 def test_status_and_health_tell_a_stalled_consumer(settings, workers, tmp_path) -> None:
