@@ -78,6 +78,27 @@ def _falsy(value: str) -> bool:
     return value in ("", "0", "false", "no", "off")
 
 
+def onyx_has_own_index(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether Onyx has a document index of its own (Vespa or OpenSearch), read from Onyx's
+    own variables with Onyx's defaults (a7d66a8 ``app_configs``).
+
+    ``False`` for the replace-mode install without either (``ONYX_DISABLE_VESPA=true``,
+    ``ENABLE_OPENSEARCH_INDEXING_FOR_ONYX=false``): there upstream's factory raises for a
+    tenant that is not in replace mode.  ``DISABLE_VECTOR_DB=true`` counts as having one
+    (Onyx's ``DisabledDocumentIndex`` answers, as upstream).
+    """
+    env = os.environ if environ is None else environ
+
+    def flag(name: str, default: str) -> bool:
+        return (env.get(name) or default).strip().lower() == "true"
+
+    if flag("DISABLE_VECTOR_DB", "false"):
+        return True
+    return not flag("ONYX_DISABLE_VESPA", "true") or flag(
+        "ENABLE_OPENSEARCH_INDEXING_FOR_ONYX", "true"
+    )
+
+
 @dataclass(frozen=True)
 class EnvSwitches:
     """The three environment variables, parsed (never raises; unknown values mean off/mirror)."""

@@ -103,6 +103,7 @@ _EXPORTS: dict[str, str] = {
     "make_client": "connect",
     "TokenStore": "token_store",
     "FileTokenStore": "token_store",
+    "CircuitBreaker": "breaker",
     "BridgeError": "errors",
     "DeadLetterClass": "errors",
     "R2RError": "errors",

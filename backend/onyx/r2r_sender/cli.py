@@ -28,6 +28,7 @@ from redis import Redis
 from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.errors import BridgeError
 from onyx.r2r_sender.ledger import Ledger, get_engine
+from onyx.r2r_sender.liveness import ConsumerProbe, probe_consumer
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.payload import ACL_PREFIX, SET_PREFIX, InvalidDocumentError, prepare
 from onyx.r2r_sender.records import source_document_from_record
@@ -161,15 +162,23 @@ def cmd_status(args: argparse.Namespace, settings: BridgeSettings) -> int:
     for row in rows:
         row["counters"] = counters.get(row["tenant_id"])
     dead_letters = ledger.dead_letters(args.tenant, limit=args.dead_letters)
+    consumer = _probe(settings, redis, args.consumer_timeout)
     if args.json:
         body = {
             "tenants": rows,
             "breaker": breaker.__dict__,
             "dead_letters": [dataclasses.asdict(dead) for dead in dead_letters],
+            "consumer": consumer.as_dict() if consumer is not None else None,
         }
         print(json.dumps(body, indent=2, default=str))
         return 0
     print(f"R2R {settings.r2r_base_url}: circuit breaker {breaker.state}")
+    if consumer is not None:
+        print(
+            f"workers on queue {consumer.queue}: "
+            + ("alive, " if consumer.alive else "NOT ")
+            + consumer.detail
+        )
     if not rows:
         print("no documents recorded yet")
     for row in rows:
@@ -185,6 +194,15 @@ def cmd_status(args: argparse.Namespace, settings: BridgeSettings) -> int:
             f"  dead letter {dead.tenant_id}/{dead.document_id}: [{dead.error_class}] {dead.error}"
         )
     return 0
+
+
+def _probe(settings: BridgeSettings, redis: Redis, timeout: float) -> ConsumerProbe | None:
+    """A ping round trip through the mirror's queue (None when *timeout* is 0)."""
+    if timeout <= 0:
+        return None
+    from onyx.r2r_sender.celery_app import build_app
+
+    return probe_consumer(build_app(settings), redis, settings, timeout=timeout)
 
 
 def _send(sender: MirrorSender, ops: Sequence[Op], batch_size: int, totals: PushTotals) -> None:
@@ -376,6 +394,11 @@ def cmd_health(args: argparse.Namespace, settings: BridgeSettings) -> int:
         Redis.from_url(settings.broker_url, socket_timeout=3).ping()
     except Exception as exc:  # noqa: BLE001
         problems.append(f"broker: {type(exc).__name__}")
+    if args.consumer_timeout > 0:
+        redis = Redis.from_url(settings.broker_url, socket_timeout=3)
+        consumer = _probe(settings, redis, args.consumer_timeout)
+        if consumer is not None and not consumer.alive:
+            problems.append(f"consumer: {consumer.detail}")
     if not args.skip_r2r:
         try:
             with make_client(settings.credentials, settings) as client:
@@ -516,6 +539,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tenant")
     p.add_argument("--json", action="store_true")
     p.add_argument("--dead-letters", type=int, default=10, help="how many to list")
+    p.add_argument(
+        "--consumer-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for a worker to run a ping on the queue (0: skip the check)",
+    )
 
     for name, helptext in (
         ("push", "record documents and wait until applied"),
@@ -579,6 +608,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("health", help="probe the ledger database, the broker and R2R (exit 0/1)")
     p.add_argument("--skip-r2r", action="store_true", help="liveness only: skip the R2R call")
+    p.add_argument(
+        "--consumer-timeout",
+        type=float,
+        default=0.0,
+        help="also send a ping on the queue and fail unless a worker runs it within this many "
+        "seconds (default 0: skip)",
+    )
 
     p = sub.add_parser("beat", help="run the sweep schedule alone (exactly one per deployment)")
     p.add_argument("--loglevel", default="INFO")

@@ -5,7 +5,8 @@ Onyx's ``Document``/chunks).  :func:`prepare` validates and normalises it into a
 :class:`PreparedDocument` whose ``version`` is a hash of everything that lands
 in R2R's chunks (text and chunk metadata).  Collection memberships (ACL
 principals, document sets) are *labels*: they change without re-embedding, so
-they are not part of the version.
+they are not part of the version.  Nor is the host's update time
+(:data:`NOT_VERSIONED`): R2R keeps the update time of the content it holds.
 
 Bad input never raises anything but :class:`InvalidDocumentError`, which names
 the document and the reason.
@@ -199,6 +200,38 @@ def _modified(document_id: str, value: Any) -> int:
     return value
 
 
+# Chunk metadata that is not part of a version: written with a new version, never a reason
+# for one.  The update time is the host's (Onyx's file connector stamps the fetch time into
+# it): a re-run of unchanged documents must cost no R2R write (issue 17).
+NOT_VERSIONED = (schema.UPDATED_AT,)
+
+
+def content_version(
+    r2r_metadata: Mapping[str, Any], *, text: str | None, chunks: Sequence[str] | None
+) -> str:
+    """The version of a document: a hash of what R2R's chunks are built from.
+
+    The text (or the host's chunks) and the chunk metadata, except :data:`NOT_VERSIONED`
+    keys, which are hashed as ``null`` (so a document without an update time keeps the
+    version of the earlier formula).  Pure; used by :func:`prepare` and by the ledger to
+    recognise an unchanged document in a stored payload.
+    """
+    versioned = dict(r2r_metadata)
+    for key in NOT_VERSIONED:
+        if key in versioned:
+            versioned[key] = None
+    hasher = hashlib.blake2b(digest_size=16)
+    hasher.update(json.dumps(versioned, sort_keys=True, ensure_ascii=False).encode("utf-8"))
+    if chunks is not None:
+        for chunk in chunks:
+            hasher.update(b"\x00c")
+            hasher.update(chunk.encode("utf-8"))
+    else:
+        hasher.update(b"\x00t")
+        hasher.update((text or "").encode("utf-8"))
+    return hasher.hexdigest()
+
+
 def prepare(doc: SourceDocument, settings: BridgeSettings, tenant_id: str) -> PreparedDocument:
     """Validate and normalise *doc*; raise :class:`InvalidDocumentError` on bad input.
 
@@ -298,18 +331,9 @@ def prepare(doc: SourceDocument, settings: BridgeSettings, tenant_id: str) -> Pr
             f"metadata is {len(encoded_metadata)} bytes, above the limit of "
             f"{settings.max_metadata_bytes}",
         )
-    hasher = hashlib.blake2b(digest_size=16)
-    hasher.update(encoded_metadata.encode("utf-8"))
-    if chunks is not None:
-        for chunk in chunks:
-            hasher.update(b"\x00c")
-            hasher.update(chunk.encode("utf-8"))
-    else:
-        hasher.update(b"\x00t")
-        hasher.update((text or "").encode("utf-8"))
     return PreparedDocument(
         document_id=document_id,
-        version=hasher.hexdigest(),
+        version=content_version(r2r_metadata, text=text, chunks=chunks),
         text=None if chunks is not None else text,
         chunks=chunks,
         r2r_metadata=r2r_metadata,

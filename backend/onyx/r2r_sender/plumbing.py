@@ -95,7 +95,9 @@ def host_app(settings: BridgeSettings) -> Celery:
             app.conf.update(
                 broker_connection_timeout=HOST_CONNECT_TIMEOUT,
                 broker_connection_retry=False,
+                # on top of build_app's options: the key prefix must stay (issue 17)
                 broker_transport_options={
+                    **app.conf.broker_transport_options,
                     "socket_connect_timeout": HOST_CONNECT_TIMEOUT,
                     "socket_timeout": HOST_SOCKET_TIMEOUT,
                 },

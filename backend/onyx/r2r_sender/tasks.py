@@ -29,7 +29,9 @@ from onyx.r2r_sender.doorbell import (
     SWEEP_TASK,
     Doorbell,
 )
+from onyx.r2r_sender.errors import R2RAuthError
 from onyx.r2r_sender.ledger import Ledger
+from onyx.r2r_sender.liveness import PING_TASK, answer_ping
 from onyx.r2r_sender.worker import WorkerRuntime
 
 logger = logging.getLogger(__name__)
@@ -152,6 +154,11 @@ def sweep(tenant_id: str | None = None) -> int:
     return runtime().sweep()
 
 
+def ping(token: str) -> None:
+    """Liveness: record that this worker's consumer ran a ping (``liveness.probe_consumer``)."""
+    answer_ping(runtime().redis, token)
+
+
 # [issue-4] long jobs: reconciliation and backfill (bodies in onyx.r2r_sender.jobs)
 def _send_job(task: str, tenant_id: str, **kwargs: Any) -> None:
     bound = _process()
@@ -226,9 +233,28 @@ def _check_r2r_at_start(sender: Any = None, **_: Any) -> None:
     try:
         client = runtime().target_for("").client
         client.health(retry=False)
+    except Exception as exc:  # noqa: BLE001 - a start-up check never crashes the worker
+        logger.error("r2r start-up check failed: %s", exc)
+        return
+    try:
         client.check_settings(retry=False)
         logger.info("r2r at %s is reachable and its settings fit the bridge", client.base_url)
-    except Exception as exc:  # noqa: BLE001 - a start-up check never crashes the worker
+    except R2RAuthError as exc:
+        if exc.status_code != 403:
+            logger.error("r2r start-up check failed: %s", exc)
+            return
+        # a working account that is not a superuser: R2R keeps its settings from it
+        logger.warning(
+            "r2r start-up check: R2R at %s is reachable, but this worker's account is not a "
+            "superuser, so R2R refused GET /v3/system/settings (HTTP 403) and the worker "
+            "could not check that [embedding] and [completion_embedding] use the same "
+            "provider, model and dimension, nor that [ingestion] skip_document_summary is "
+            "true. Mirroring works without it; check those two in r2r.toml yourself, or "
+            "give the worker a superuser account (R2R_EMAIL/R2R_PASSWORD) to have them "
+            "checked at every start.",
+            client.base_url,
+        )
+    except Exception as exc:  # noqa: BLE001
         logger.error("r2r start-up check failed: %s", exc)
 
 
@@ -239,6 +265,7 @@ def _build_worker_app(settings: BridgeSettings) -> Celery:
         (SWEEP_TASK, sweep),
         (RECONCILE_TASK, reconcile),
         (BACKFILL_TASK, backfill),
+        (PING_TASK, ping),
     ):
         # shared=False: the tasks belong to this app only, not to every app in the process
         app.task(name=name, ignore_result=True, shared=False)(body)

@@ -208,10 +208,10 @@ def _stack_env() -> dict[str, str]:
 
 def _prepared_ledger_url(stack: dict[str, str]) -> str:
     """The test ledger's URL, its database created when missing and migrated."""
-    from onyx.r2r_sender.migrate import upgrade
     from stack_helpers import ensure_database
 
     from onyx.r2r_sender.ledger import get_engine
+    from onyx.r2r_sender.ledger.migrate import upgrade
 
     url = stack["ONYX_R2R_TEST_DATABASE_URL"]
     ensure_database(url)

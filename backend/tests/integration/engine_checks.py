@@ -28,6 +28,7 @@ from sqlalchemy import text
 from stack_helpers import wait_until
 
 from onyx.r2r_sender.applier import SEQ_KEY, VERSION_KEY
+from onyx.r2r_sender.celery_app import queue_key
 from onyx.r2r_sender.client import R2RClient
 from onyx.r2r_sender.collections import TENANT_LABEL, CollectionResolver
 from onyx.r2r_sender.config import BridgeSettings
@@ -183,7 +184,7 @@ def drop_queue(settings: BridgeSettings) -> None:
     """Delete the test's private Celery queue (drain tasks nobody will consume)."""
     redis = Redis.from_url(settings.broker_url)
     try:
-        redis.delete(settings.queue)
+        redis.delete(queue_key(settings.queue))
     finally:
         redis.close()
 

@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from redis import Redis
 
 from onyx.r2r_integration.sender import R2RDocumentSender
+from onyx.r2r_sender.celery_app import queue_key
 from onyx.r2r_sender.credentials import (
     CredentialStore,
     credentials_for,
@@ -536,14 +537,14 @@ def test_resync_and_reconcile_send_named_tasks_with_expiry(admin, settings, tena
             assert body["task"] == task and body["task_id"]
             again = admin.post(path)
             assert again.status_code == 409 and again.json()["error"] == "already_requested"
-        messages = [json.loads(m) for m in redis.lrange(settings.queue, 0, -1)]
+        messages = [json.loads(m) for m in redis.lrange(queue_key(settings.queue), 0, -1)]
         by_task = {m["headers"]["task"]: m for m in messages}
         for task in ("onyx_r2r.backfill", "onyx_r2r.reconcile"):
             headers = by_task[task]["headers"]
             assert headers["expires"], "sent with expires="
             assert f"'tenant_id': '{tenant_id}'" in headers["kwargsrepr"]
     finally:
-        redis.delete(settings.queue)
+        redis.delete(queue_key(settings.queue))
 
 
 # -------------------------------------------------- a real worker, end to end
@@ -613,3 +614,32 @@ def test_workers_use_the_stored_credential_and_replay_fixes_dead_letters(
     finally:
         factory.stop_all()
         revoke_api_key(stack, fresh["key_id"])
+
+
+def test_leaving_replace_mode_is_refused_when_onyx_has_no_index_of_its_own(
+    admin, ctx, tenant_id, switches, monkeypatch
+):
+    """Replace mode without Vespa and OpenSearch (ONYX_DISABLE_VESPA=true,
+    ENABLE_OPENSEARCH_INDEXING_FOR_ONYX=false, what replace mode needs so Onyx's workers
+    start): Onyx's own factory raises for any tenant that is not in replace mode, so the
+    switch is refused, even with a rebuild, naming the two settings (issue 17)."""
+    switches(ONYX_EXPORT_R2R="tenant")
+    monkeypatch.setenv("ONYX_DISABLE_VESPA", "true")
+    monkeypatch.setenv("ENABLE_OPENSEARCH_INDEXING_FOR_ONYX", "false")
+    assert admin.put("/export", json={"enabled": True, "mode": "replace"}).status_code == 200
+    ctx.rebuild_onyx_index = lambda tenant: 0
+    for change in (
+        {"enabled": False, "onyx_index": "rebuild"},
+        {"enabled": True, "mode": "mirror", "onyx_index": "rebuild"},
+        {"enabled": None, "onyx_index": "rebuild"},
+    ):
+        refused = admin.put("/export", json=change)
+        assert refused.status_code == 409, (change, refused.text)
+        assert refused.json()["error"] == "no_onyx_index"
+        detail = refused.json()["detail"]
+        assert "ENABLE_OPENSEARCH_INDEXING_FOR_ONYX" in detail and "ONYX_DISABLE_VESPA" in detail
+    assert export_state(tenant_id, store=ctx.store) == (True, "replace")
+    # with one of Onyx's indices configured the rebuild path is open again
+    monkeypatch.setenv("ENABLE_OPENSEARCH_INDEXING_FOR_ONYX", "true")
+    ctx.rebuild_delay_seconds = 0.0
+    assert admin.put("/export", json={"enabled": False, "onyx_index": "rebuild"}).status_code == 200

@@ -286,3 +286,25 @@ def test_a_worker_on_an_api_key_warns(settings, workers) -> None:
     worker = workers.start(concurrency=1, beat=False)
     wait_until(lambda: "authenticates to R2R with an API key" in worker.log(), 60, what="warning")
     assert keyed.r2r_api_key.get() not in worker.log()
+
+
+def test_a_worker_on_a_non_superuser_account_warns_what_it_could_not_check(
+    settings, workers, make_user
+) -> None:
+    """Issue 17: R2R answers 403 to a non-superuser's ``GET /v3/system/settings``; the
+    start-up check logged that as an ERROR although the worker then works normally.  It is
+    a WARNING naming what was not checked and what a superuser account would add."""
+    user = make_user(superuser=False, max_chunks=100_000)
+    plain = settings.with_overrides(
+        r2r_api_key="", r2r_email=user.email, r2r_password=user.password
+    )
+    workers.settings = plain
+    worker = workers.start(concurrency=1, beat=False)
+    wait_until(lambda: "start-up check" in worker.log(), 60, what="the start-up check's line")
+    log = worker.log()
+    lines = [line for line in log.splitlines() if "start-up check" in line]
+    assert not any("ERROR" in line for line in lines), lines
+    warning = next(line for line in lines if "WARNING" in line)
+    assert "not a superuser" in warning and "GET /v3/system/settings" in warning, warning
+    assert "embedding" in warning and "skip_document_summary" in warning, warning
+    assert user.password not in log

@@ -46,3 +46,16 @@ def needs_onyx_main() -> pytest.MarkDecorator:
     else:
         reason = ""
     return pytest.mark.skipif(bool(reason), reason=reason)
+
+
+def stack_env() -> dict[str, str]:
+    """The local stack's ``stack.env`` (``ONYX_CONTRACT_STACK_ENV``), or ``{}`` without one."""
+    repo = Path(__file__).resolve().parents[3]
+    path = Path(os.environ.get("ONYX_CONTRACT_STACK_ENV", repo / ".stack/stack.env"))
+    if not path.exists():
+        return {}
+    return dict(
+        line.split("=", 1)
+        for line in path.read_text().splitlines()
+        if "=" in line and line[0] != "#"
+    )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import switch_table
-from contract_env import MARKS, SRC
+from contract_env import MARKS, SRC, stack_env
 
 pytestmark = MARKS
 
@@ -267,6 +267,63 @@ def test_future_search_settings_skip_writes() -> None:
     chunks = _onyx_chunks(_onyx_document("a"), ["x"], _access(public=True))
     assert [r.document_id for r in index.index(chunks, None)] == ["a"]
     assert sender.sent == [] and sender.access == []
+
+
+def test_search_with_r2r_unreachable_answers_503_with_a_detail() -> None:
+    """Issue 17: the engine's errors carried ``status_code=None``, which Onyx's 500 handler
+    compares with 400, so Onyx answered a bare plain-text 500.  Through Onyx's own handlers
+    (``register_onyx_exception_handlers``, and ``onyx.main``'s 500 handler when importable)
+    the search now answers 503 JSON with an actionable detail."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+    from onyx.context.search.models import IndexFilters
+    from onyx.error_handling.exceptions import OnyxError, register_onyx_exception_handlers
+
+    from onyx.document_index.r2r.r2r_index import R2RIndex
+    from onyx.r2r_integration.flags import R2RFlags
+    from onyx.r2r_sender.client import R2RClient
+    from onyx.r2r_sender.config import BridgeSettings
+
+    filters = IndexFilters(access_control_list=["user_email:a@x.io"], tenant_id="public")
+    secret = "contract-secret-key"
+    settings = BridgeSettings(database_url=UNREACHABLE_DB, r2r_base_url="http://127.0.0.1:9")
+    index = R2RIndex(None, tenant_id="public", flags=R2RFlags(mode="replace"), settings=settings)
+
+    class Reader:
+        """The real retriever and resolver on an R2R nobody listens to."""
+
+        def __init__(self) -> None:
+            from onyx.r2r_sender.collections import CollectionResolver
+            from onyx.r2r_sender.read_model import Retriever
+
+            client = R2RClient("http://127.0.0.1:9", secret, retry_max_time=0.5)
+            self.retriever = Retriever(client, CollectionResolver(client))
+
+    index._reader_factory = Reader
+    index._breaker_factory = lambda: type("B", (), {"wait_seconds": lambda self: 0.0})()
+    with pytest.raises(OnyxError) as info:
+        index.keyword_retrieval("anything", filters, 5)
+    assert isinstance(info.value.status_code, int) and info.value.status_code == 503
+
+    app = FastAPI()
+    try:
+        from onyx.main import log_http_error
+    except Exception:
+        log_http_error = None
+    if log_http_error is not None:
+        app.add_exception_handler(500, log_http_error)
+    register_onyx_exception_handlers(app)
+
+    @app.get("/search")
+    def search() -> list:
+        return index.keyword_retrieval("anything", filters, 5)
+
+    answer = TestClient(app, raise_server_exceptions=False).get("/search")
+    assert answer.status_code == 503, answer.text
+    body = answer.json()
+    assert body["error_code"] == "SERVICE_UNAVAILABLE"
+    assert "unreachable" in body["detail"] and "127.0.0.1:9" in body["detail"]
+    assert secret not in answer.text
 
 
 # ------------------------------------------------------ retrieval mapping
@@ -520,17 +577,6 @@ def test_patches_apply_is_idempotent_and_names_drift(tmp_path) -> None:
 
 
 # ------------------------------------------------------------ live ledger
-def _stack_env() -> dict[str, str]:
-    path = Path(os.environ.get("ONYX_CONTRACT_STACK_ENV", REPO / ".stack/stack.env"))
-    if not path.exists():
-        return {}
-    return dict(
-        line.split("=", 1)
-        for line in path.read_text().splitlines()
-        if "=" in line and line[0] != "#"
-    )
-
-
 def test_onyx_chunks_reach_the_ledger() -> None:
     """With the local stack up: real Onyx chunks → R2RIndex → the real ledger.  Leaves
     nothing behind: the rows, the drain task, its queue's broker binding, the doorbell key."""
@@ -543,7 +589,7 @@ def test_onyx_chunks_reach_the_ledger() -> None:
     from onyx.r2r_integration.flags import R2RFlags
     from onyx.r2r_sender import BridgeSettings, Ledger
 
-    env = _stack_env()
+    env = stack_env()
     if not env.get("ONYX_R2R_TEST_DATABASE_URL"):
         pytest.skip(
             "the local stack is not set up: no ONYX_R2R_TEST_DATABASE_URL in "

@@ -22,7 +22,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from contract_env import MARKS, PRISTINE, SRC, needs_onyx_main
+from contract_env import MARKS, PRISTINE, SRC, needs_onyx_main, stack_env
 
 pytestmark = MARKS
 
@@ -167,3 +167,78 @@ def test_a_broken_admin_page_leaves_onyx_running_without_it(variant) -> None:
     as_is_total = _application("as-is")[1]
     assert r2r == 0 and total == as_is_total - _mounted_admin_routes(), (r2r, total, as_is_total)
     assert len(errors) == 1 and "the R2R admin page is not available" in errors[0], errors
+
+
+CONFIG = r"""
+import json, logging, os, sys
+logging.basicConfig(level=logging.ERROR)
+import onyx.main
+from fastapi.testclient import TestClient
+app = onyx.main.get_application()
+route = next(r for r in app.routes if getattr(r, "path", "").endswith("/admin/r2r/config"))
+for depends in route.dependencies:  # the router's: Onyx's admin permission (an admin here)
+    app.dependency_overrides[depends.dependency] = lambda: None
+answer = TestClient(app).get(route.path)
+print("CONFIG", answer.status_code, json.dumps(answer.json()))
+"""
+
+
+@needs_onyx_main()
+@pytest.mark.parametrize(
+    ("switches", "state", "enabled", "mode"),
+    [
+        ({"ONYX_EXPORT_R2R": "true", "R2R_EXPORT_MODE": "replace"}, "replace", True, "replace"),
+        ({"ONYX_EXPORT_R2R": "true"}, "mirror", True, "mirror"),
+        ({}, "off", False, "mirror"),
+    ],
+)
+def test_onyxs_admin_config_shows_the_environments_switches(switches, state, enabled, mode):
+    """Issue 17: with the bridge switched on by the environment and nothing stored, Onyx's
+    ``GET /admin/r2r/config`` (its real application, its real route) reported export off
+    and mode mirror.  It shows the effective state and that it comes from the environment."""
+    stack = stack_env()
+    url = stack.get("ONYX_R2R_TEST_DATABASE_URL")
+    if not url:
+        pytest.skip("the local stack is not set up (no ONYX_R2R_TEST_DATABASE_URL)")
+    env = {k: v for k, v in os.environ.items() if k not in SWITCHES}
+    env.update(switches)
+    env.update(
+        PYTHONPATH=str(SRC / "backend"),
+        ONYX_R2R_DATABASE_URL=_private_ledger(url),
+        ONYX_R2R_BROKER_URL=stack["ONYX_R2R_BROKER_URL"],
+        ONYX_R2R_ALLOW_UNENCRYPTED_SECRETS="true",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(CONFIG)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=SRC / "backend",
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("CONFIG "))
+    _, status, body = line.split(" ", 2)
+    view = json.loads(body)
+    assert status == "200", (view, proc.stderr[-3000:])
+    if view["stored_export"] is not None:
+        pytest.skip("the ledger database has a stored choice for Onyx's tenant")
+    assert (view["export_state"], view["export_enabled"], view["export_mode"]) == (
+        state,
+        enabled,
+        mode,
+    ), view
+    assert view["export_source"] == "environment"
+    assert view["switches"]["export"] == (switches.get("ONYX_EXPORT_R2R") or "false")
+
+
+SWITCHES = ("ONYX_EXPORT_R2R", "R2R_EXPORT_MODE", "ONYX_INDEX_BACKEND")
+
+
+def _private_ledger(url: str) -> str:
+    """The test ledger of this checkout (``ONYX_R2R_TEST_DB``), migrated; else *url*."""
+    private = os.environ.get("ONYX_R2R_TEST_DB", "")
+    if not private:
+        return url
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{private}"

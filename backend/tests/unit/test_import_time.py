@@ -115,6 +115,7 @@ def test_celery_finds_the_worker_app_built_on_demand() -> None:
         "tasks": [
             "onyx_r2r.backfill",
             "onyx_r2r.drain",
+            "onyx_r2r.ping",
             "onyx_r2r.reconcile",
             "onyx_r2r.sweep",
         ],

@@ -355,3 +355,19 @@ def test_a_known_choice_survives_an_outage(monkeypatch) -> None:
         assert flags.tenant_flags("tenant_outage").mode == "replace"
         time.sleep(0.02)
     flags.forget_tenant_cache()
+
+
+@pytest.mark.parametrize(
+    ("environ", "has_index"),
+    [
+        ({}, True),  # Onyx's defaults: Vespa off, OpenSearch on
+        ({"ENABLE_OPENSEARCH_INDEXING_FOR_ONYX": "false"}, False),
+        ({"ENABLE_OPENSEARCH_INDEXING_FOR_ONYX": "False", "ONYX_DISABLE_VESPA": "true"}, False),
+        ({"ENABLE_OPENSEARCH_INDEXING_FOR_ONYX": "false", "ONYX_DISABLE_VESPA": "false"}, True),
+        ({"ENABLE_OPENSEARCH_INDEXING_FOR_ONYX": "false", "DISABLE_VECTOR_DB": "true"}, True),
+    ],
+)
+def test_onyx_has_own_index_reads_onyxs_variables_with_onyxs_defaults(environ, has_index):
+    from onyx.r2r_integration.flags import onyx_has_own_index
+
+    assert onyx_has_own_index(environ) is has_index

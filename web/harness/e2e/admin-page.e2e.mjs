@@ -161,6 +161,11 @@ async function main() {
       {
         ...bridgeEnv,
         R2R_BASE_URL: r2rUrl, // the environment's server, without any key: "not connected"
+        // the bridge switched on by the environment, nothing stored (issue 17: the page
+        // showed export off / mode mirror for this)
+        ONYX_EXPORT_R2R: "true",
+        R2R_EXPORT_MODE: "replace",
+        ONYX_INDEX_BACKEND: "",
         ONYX_R2R_ADMIN_TOKEN: adminToken,
         ONYX_R2R_DEFAULT_TENANT: tenant,
       }
@@ -216,6 +221,15 @@ async function main() {
     await page.getByText("Not connected yet").waitFor();
     await page.getByText("Nothing mirrored yet").waitFor();
     await page.getByTestId("dead-letters-empty").waitFor();
+    // the environment's choice, shown as the effective state with its source
+    await page.getByText("Replace: R2R is Onyx's only index (writes and search).").waitFor();
+    await page.getByText("From the environment (ONYX_EXPORT_R2R=true, R2R_EXPORT_MODE=replace).").waitFor();
+    if ((await page.getByRole("switch").getAttribute("aria-checked")) !== "true") {
+      throw new Error("the export switch is off although the environment switched it on");
+    }
+    if (!(await page.getByRole("radio", { name: /Replace/ }).isChecked())) {
+      throw new Error("the mode shown is not the environment's (replace)");
+    }
 
     // 2. a wrong key: R2R's reason is shown, nothing is saved
     step("test a wrong key");
@@ -235,8 +249,8 @@ async function main() {
     if ((await page.getByLabel("API key", { exact: true }).inputValue()) !== "") {
       throw new Error("the API key field was not cleared after saving");
     }
-    await page.getByRole("switch").click();
-    await page.getByText("On: indexed documents are sent to R2R.").waitFor();
+    // saving a connection stores no export choice: still the environment's
+    await page.getByText("From the environment (ONYX_EXPORT_R2R=true, R2R_EXPORT_MODE=replace).").waitFor();
 
     // 4. a real worker (its env has no usable R2R) and a small sync
     step("start a worker and push 5 documents");

@@ -221,6 +221,33 @@ describe("R2RAdminPage", () => {
     expect(screen.getByRole("radio", { name: /Replace/ })).toBeChecked();
   });
 
+  it("shows the environment's mode and says so when nothing is stored (issue 17)", async () => {
+    // ONYX_EXPORT_R2R=true, R2R_EXPORT_MODE=replace on the server, no stored choice
+    mockApi(
+      pageRoutes({
+        "GET /api/admin/r2r/config": {
+          body: configView({
+            source: "environment",
+            export_enabled: true,
+            export_mode: "replace",
+            export_state: "replace",
+            export_source: "environment",
+            searches_r2r: true,
+            switches: { export: "true", mode: "replace", backend: "", locked: false },
+          }),
+        },
+      })
+    );
+    renderFresh(<R2RAdminPage refreshMs={REFRESH} />);
+    expect(await screen.findByText(/Replace: R2R is Onyx's only index/)).toBeInTheDocument();
+    expect(
+      screen.getByText(/From the environment \(ONYX_EXPORT_R2R=true, R2R_EXPORT_MODE=replace\)/)
+    ).toBeInTheDocument();
+    expect(screen.getByRole("switch")).toHaveAttribute("aria-checked", "true");
+    expect(screen.getByRole("radio", { name: /Replace/ })).toBeChecked();
+    expect(screen.queryByText("Use the environment's setting")).not.toBeInTheDocument();
+  });
+
   it("leaves replace mode only together with a rebuild of Onyx's index", async () => {
     const replacing = {
       ...STORED,

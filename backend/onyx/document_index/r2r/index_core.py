@@ -26,10 +26,15 @@ import random
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from onyx.document_index.r2r.chunk_mapping import inference_chunk_fields
 from onyx.document_index.r2r.filters import scope_from_index_filters
+from onyx.document_index.r2r.search_errors import (
+    R2RSearchError,
+    breaker_open,
+    search_failure,
+)
 from onyx.r2r_integration.onyx_shapes import (
     document_access_acl,
     enum_value,
@@ -54,6 +59,9 @@ SEMANTIC_RETRIEVAL_UNSUPPORTED = (
 
 ChunkFactory = Callable[..., Any]
 RecordFactory = Callable[[str, bool], Any]
+# (HTTP status, detail) -> the exception Onyx receives (R2RIndex: Onyx's OnyxError)
+ErrorFactory = Callable[[int, str], Exception]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -69,6 +77,7 @@ class IndexStats:
     unknown: int = 0
     errors: int = 0
     skipped_future: int = 0
+    search_errors: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, amount: int = 1) -> None:
@@ -122,6 +131,8 @@ class R2RIndexCore:
         credentials: R2RCredentials | Callable[[], R2RCredentials] | None = None,
         sender_factory: Callable[[], R2RDocumentSender] | None = None,
         reader_factory: Callable[[], Any] | None = None,
+        breaker_factory: Callable[[], Any] | None = None,
+        error_factory: ErrorFactory | None = None,
     ) -> None:
         self.tenant_id = tenant_id
         self.chunk_factory = chunk_factory
@@ -132,6 +143,8 @@ class R2RIndexCore:
         self._credentials = credentials
         self._sender_factory = sender_factory
         self._reader_factory = reader_factory
+        self._breaker_factory = breaker_factory
+        self.error_factory = error_factory
         self._sender: R2RDocumentSender | None = None
         self.stats = IndexStats()
 
@@ -345,6 +358,59 @@ class R2RIndexCore:
             self._count("errors")
 
     # ------------------------------------------------------------ retrieval
+    def _base_url(self) -> str:
+        try:
+            credentials = self.credentials()
+        except Exception:  # noqa: BLE001 - only for messages
+            credentials = None
+        return credentials.base_url if credentials is not None else self.settings.r2r_base_url
+
+    def _breaker_wait(self) -> float:
+        """Seconds the mirror's breaker for this R2R server stays open (0: closed or unknown)."""
+        try:
+            if self._breaker_factory is not None:
+                breaker = self._breaker_factory()
+            else:
+                from onyx.r2r_sender.breaker import CircuitBreaker
+                from onyx.r2r_sender.plumbing import host_redis
+
+                settings = self.settings
+                breaker = CircuitBreaker(
+                    host_redis(settings.broker_url),
+                    self._base_url(),
+                    threshold=settings.breaker_threshold,
+                    cooldown_seconds=settings.breaker_cooldown_seconds,
+                    max_cooldown_seconds=settings.breaker_max_cooldown_seconds,
+                )
+            return float(breaker.wait_seconds())
+        except Exception:
+            logger.debug("could not read the circuit breaker", exc_info=True)
+            return 0.0
+
+    def _served(self, retrieval: Callable[[], _T]) -> _T:
+        """Run *retrieval*; a service failure reaches Onyx with an HTTP status and a detail
+        (:mod:`search_errors`), built by :attr:`error_factory` when the host gave one."""
+        try:
+            wait = self._breaker_wait()
+            if wait > 0:
+                raise breaker_open(self._base_url(), wait)
+            return retrieval()
+        except R2RSearchError as exc:
+            failure: R2RSearchError | None = exc
+            cause: BaseException = exc
+        except Exception as exc:
+            failure = search_failure(exc, self._base_url())
+            if failure is None:
+                raise
+            cause = exc
+        logger.warning("R2RIndex search failed: %s", failure.detail)
+        self._count("search_errors")
+        if self.error_factory is not None:
+            raise self.error_factory(failure.status_code, failure.detail) from cause
+        if failure is cause:
+            raise failure
+        raise failure from cause
+
     def _scope(self, filters: Any, include_hidden: bool) -> tuple[Any, ResolvedScope | None]:
         reader = self.reader()
         scope = scope_from_index_filters(
@@ -379,13 +445,15 @@ class R2RIndexCore:
     ) -> list[Any]:
         """R2R hybrid search (its own embedding + full text, RRF) with *filters* applied."""
         final_query = " ".join(final_keywords) if final_keywords else query
-        return self._search(final_query, filters, num_to_retrieve, "hybrid")
+        return self._served(lambda: self._search(final_query, filters, num_to_retrieve, "hybrid"))
 
     def keyword_retrieval(
         self, query: str, filters: Any, num_to_retrieve: int, include_hidden: bool = False
     ) -> list[Any]:
         """R2R full-text search; *include_hidden* serves Onyx's admin search."""
-        return self._search(query, filters, num_to_retrieve, "fulltext", include_hidden)
+        return self._served(
+            lambda: self._search(query, filters, num_to_retrieve, "fulltext", include_hidden)
+        )
 
     def semantic_retrieval(
         self,
@@ -411,6 +479,9 @@ class R2RIndexCore:
         """
         if not chunk_requests:
             return []
+        return self._served(lambda: self._id_based(chunk_requests, filters))
+
+    def _id_based(self, chunk_requests: list[Any], filters: Any) -> list[Any]:
         reader, resolved = self._scope(filters, include_hidden=False)
         if resolved is None:
             return []
@@ -440,6 +511,9 @@ class R2RIndexCore:
         """
         if dirty or num_to_retrieve <= 0:
             return []
+        return self._served(lambda: self._random(filters, num_to_retrieve))
+
+    def _random(self, filters: Any, num_to_retrieve: int) -> list[Any]:
         reader, resolved = self._scope(filters, include_hidden=False)
         if resolved is None:
             return []

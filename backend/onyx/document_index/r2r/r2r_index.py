@@ -17,6 +17,7 @@ from onyx.document_index.interfaces_new import DocumentIndex, DocumentInsertionR
 from shared_configs.contextvars import get_current_tenant_id
 
 from onyx.document_index.r2r.index_core import R2RIndexCore
+from onyx.document_index.r2r.search_errors import R2RSearchError
 from onyx.r2r_integration.flags import (
     R2RFlags,
     is_future_settings,
@@ -32,6 +33,19 @@ def _inference_chunk(**fields: Any) -> InferenceChunk:
     except ValueError:
         fields["source_type"] = DocumentSource.NOT_APPLICABLE
     return InferenceChunk(**fields)
+
+
+def onyx_search_error(status_code: int, detail: str) -> Exception:
+    """Onyx's own ``OnyxError`` (503 ``SERVICE_UNAVAILABLE`` / 502 ``BAD_GATEWAY``), which
+    its handler answers as JSON with the status and the detail; without Onyx's error module
+    (an older Onyx), an :class:`R2RSearchError`, whose ``status_code`` is an ``int`` too."""
+    try:
+        from onyx.error_handling.error_codes import OnyxErrorCode
+        from onyx.error_handling.exceptions import OnyxError
+    except ImportError:
+        return R2RSearchError(status_code, detail)
+    code = OnyxErrorCode.SERVICE_UNAVAILABLE if status_code == 503 else OnyxErrorCode.BAD_GATEWAY
+    return OnyxError(code, detail, status_code_override=status_code)
 
 
 def _insertion_record(document_id: str, already_existed: bool) -> DocumentInsertionRecord:
@@ -65,4 +79,5 @@ class R2RIndex(R2RIndexCore, DocumentIndex):
             writes_enabled=not is_future_settings(search_settings),
             settings=bridge_settings,
             credentials=lambda: tenant_credentials(tenant, bridge_settings),
+            error_factory=onyx_search_error,
         )

@@ -40,7 +40,13 @@ from onyx.r2r_sender.config import BridgeSettings
 from onyx.r2r_sender.desired_state import DesiredState, RecordResult
 from onyx.r2r_sender.errors import DeadLetterClass
 from onyx.r2r_sender.ledger.models import SCHEMA, DocStatus
-from onyx.r2r_sender.payload import ACL_PREFIX, FLAG_PREFIX, SET_PREFIX, PreparedDocument
+from onyx.r2r_sender.payload import (
+    ACL_PREFIX,
+    FLAG_PREFIX,
+    SET_PREFIX,
+    PreparedDocument,
+    content_version,
+)
 
 # classid of our advisory locks ("R2RL"); the objid is hashtext(tenant ␟ doc)
 LOCK_CLASS = 0x5232524C
@@ -194,9 +200,25 @@ class Ledger:
                     {"t": tenant_id, "ids": ids},
                 )
             }
-            changed: list[tuple[PreparedDocument, list[str]]] = []
+            # (document, its version to record, labels)
+            changed: list[tuple[PreparedDocument, str, list[str]]] = []
             content_changed: list[PreparedDocument] = []
             unchanged: list[str] = []
+            live = {
+                doc_id: row
+                for doc_id, row in current.items()
+                if not row.desired_deleted
+                and row.last_error_class != DeadLetterClass.INVALID_DOCUMENT
+            }
+            same_content = self._same_content(
+                conn,
+                tenant_id,
+                {
+                    doc_id: latest[doc_id]
+                    for doc_id, row in live.items()
+                    if row.desired_version != latest[doc_id].version
+                },
+            )
             for doc_id in ids:
                 doc = latest[doc_id]
                 row = current.get(doc_id)
@@ -204,26 +226,20 @@ class Ledger:
                     list(row.desired_labels) if row is not None and not row.desired_deleted else []
                 )
                 labels = doc.merged_labels(recorded)
-                rejected = (
-                    row is not None and row.last_error_class == DeadLetterClass.INVALID_DOCUMENT
-                )
-                if (
-                    row is None
-                    or rejected
-                    or row.desired_deleted
-                    or row.desired_version != doc.version
+                if doc_id not in live or (
+                    live[doc_id].desired_version != doc.version and doc_id not in same_content
                 ):
-                    changed.append((doc, labels))
+                    changed.append((doc, doc.version, labels))
                     content_changed.append(doc)
                 elif recorded != labels:
-                    changed.append((doc, labels))
+                    changed.append((doc, live[doc_id].desired_version, labels))
                 else:
                     unchanged.append(doc_id)
             if changed:
                 self._upsert_desired(
                     conn,
                     tenant_id,
-                    [(d.document_id, d.version, labels, False) for d, labels in changed],
+                    [(d.document_id, version, labels, False) for d, version, labels in changed],
                 )
             if content_changed:
                 # one statement for the whole batch (executemany costs a round trip per row)
@@ -251,7 +267,37 @@ class Ledger:
                         "metas": [d.r2r_metadata_json for d in content_changed],
                     },
                 )
-        return RecordResult(changed=[d.document_id for d, _ in changed], unchanged=unchanged)
+        return RecordResult(changed=[d.document_id for d, _, _ in changed], unchanged=unchanged)
+
+    @staticmethod
+    def _same_content(
+        conn: Connection, tenant_id: str, candidates: Mapping[str, PreparedDocument]
+    ) -> set[str]:
+        """Ids of *candidates* whose stored payload has the content they bring.
+
+        A row recorded under an earlier version formula (one that hashed the update time
+        in) has another version string for the same content; its stored payload, hashed
+        with today's :func:`content_version`, tells.  Such a row keeps its version (R2R's
+        copy is named after it) and costs no R2R write.
+        """
+        if not candidates:
+            return set()
+        rows = conn.execute(
+            text(
+                f"SELECT document_id, text_content, chunks, r2r_metadata "
+                f"FROM {SCHEMA}.document_payload "
+                "WHERE tenant_id = :t AND document_id = ANY(:ids)"
+            ),
+            {"t": tenant_id, "ids": sorted(candidates)},
+        )
+        same: set[str] = set()
+        for row in rows:
+            if not isinstance(row.r2r_metadata, dict):
+                continue
+            stored = content_version(row.r2r_metadata, text=row.text_content, chunks=row.chunks)
+            if stored == candidates[row.document_id].version:
+                same.add(row.document_id)
+        return same
 
     def _upsert_desired(
         self,

@@ -52,6 +52,7 @@ from onyx.r2r_integration.flags import (
     EnvSwitches,
     R2RFlags,
     forget_tenant_cache,
+    onyx_has_own_index,
 )
 from onyx.r2r_sender.admin_status import dead_letter_classes, tenant_status
 from onyx.r2r_sender.celery_app import build_app
@@ -613,6 +614,12 @@ def rebuild_onyx_index(tenant_id: str, ctx: AdminContext) -> RebuildView:
     return _schedule_rebuild(ctx, tenant_id, 0.0)
 
 
+_NO_ONYX_INDEX = (
+    "Onyx has no index of its own on this server (ONYX_DISABLE_VESPA=true and "
+    "ENABLE_OPENSEARCH_INDEXING_FOR_ONYX=false), so R2R must stay its index: in mirror mode "
+    "or off Onyx could neither index nor search. Set up OpenSearch or Vespa for Onyx first, "
+    "then switch together with a rebuild of Onyx's index."
+)
 _REBUILD_UNAVAILABLE = (
     "This server cannot start a rebuild of Onyx's index (it is not running inside Onyx, or "
     "Onyx's re-index functions changed), so R2R stays Onyx's index. Run the switch from "
@@ -642,6 +649,8 @@ def _check_leaving_replace(
         return False
     if EnvSwitches.from_env().resolve(choice).replace_mode:
         return False
+    if not onyx_has_own_index():
+        raise AdminApiError(409, "no_onyx_index", _NO_ONYX_INDEX)
     if onyx_index != "rebuild":
         raise AdminApiError(409, "onyx_index_stale", STALE_INDEX_MESSAGE)
     if ctx.rebuild_onyx_index is None:
