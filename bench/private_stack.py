@@ -62,6 +62,9 @@ class PrivateStack:
             "STACK_TEST_DB": test_db,
             "STACK_STUB_PORT": str(self.port + 1000),
             "STACK_R2R_PATCHES": "on" if patched else "off",
+            # the shared R2R keeps 50 of PostgreSQL's 100 connections: a second R2R with
+            # the same pool would leave the tests and workers none
+            "STACK_R2R_MAX_CONNECTIONS": "20",
         }
 
     def up(self, *, patched: bool) -> dict[str, str]:
