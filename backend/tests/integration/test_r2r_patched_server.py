@@ -238,11 +238,11 @@ def _collection(base: str, headers: dict[str, str], collection_id: str) -> dict:
 def test_a_create_assigns_many_collections_as_stock_r2r_did(
     stack: dict[str, str], admin: dict[str, str]
 ) -> None:
-    """Patch 0003: the chunk path assigns all its collections set-based. The end state is
-    stock R2R's (this test passes on both; what changed is the time, measured by
-    bench_fairness): the document and each chunk in every collection once, each
+    """A pre-chunked create with many collections (what the bridge sends for a document
+    with many principals): the document and each chunk in every collection once, each
     collection's document_count one higher, a collection that did not exist created on the
-    way, and a filtered search finds it through any of them."""
+    way, and a filtered search finds it through any of them: the end state any R2R patch
+    of this path must keep."""
     base = stack["R2R_BASE_URL"]
     made = [_new_collection(base, User("", "", "", admin)) for _ in range(40)]
     missing = str(uuid.uuid4())  # not a collection yet: the create makes it, as stock does
