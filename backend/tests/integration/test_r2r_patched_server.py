@@ -256,7 +256,10 @@ def test_a_create_assigns_many_collections_as_stock_r2r_did(
             data={
                 "id": first,
                 "chunks": json.dumps(["one chunk of the many-collection check", "and two"]),
-                "collection_ids": json.dumps([*made, made[0], missing]),  # a repeat, too
+                # no repeats: stock R2R stops assigning at the first collection the document
+                # is already in ("Document is already assigned"), so the bridge's request
+                # builder (collection_id_list) deduplicates before sending
+                "collection_ids": json.dumps([*made, missing]),
                 "run_with_orchestration": "false",
             },
             headers=admin,
