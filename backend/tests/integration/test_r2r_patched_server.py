@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import re
 import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -300,4 +302,64 @@ def test_a_create_assigns_many_collections_as_stock_r2r_did(
         for document_id in documents:
             httpx.delete(f"{base}/v3/documents/{document_id}", headers=admin, timeout=60)
         for collection_id in [*made, missing]:
+            httpx.delete(f"{base}/v3/collections/{collection_id}", headers=admin, timeout=60)
+
+
+def test_concurrent_creates_sharing_collections_assign_every_one(
+    stack: dict[str, str], admin: dict[str, str]
+) -> None:
+    """Concurrent pre-chunked creates whose collection lists overlap, each in its own order
+    (what a worker's threads send for one tenant's documents): every document ends up in
+    every collection it listed, with each of its chunks, and every collection counts
+    exactly the documents in it. An R2R patch that locks the shared collection rows in
+    different orders deadlocks here and leaves documents half-assigned."""
+    base = stack["R2R_BASE_URL"]
+    shared = [_new_collection(base, User("", "", "", admin)) for _ in range(30)]
+    rng = random.Random(20261203)
+    wanted: dict[str, list[str]] = {}
+    new: list[str] = []  # one collection per document that the create makes
+    for _ in range(32):
+        new.append(str(uuid.uuid4()))
+        chosen = [*rng.sample(shared, 20), new[-1]]
+        rng.shuffle(chosen)
+        wanted[str(uuid.uuid4())] = chosen
+    before = {c: _collection(base, admin, c)["document_count"] for c in shared}
+
+    def create(document_id: str) -> httpx.Response:
+        return httpx.post(
+            f"{base}/v3/documents",
+            data={
+                "id": document_id,
+                "chunks": json.dumps([f"concurrent check {document_id}", "second chunk"]),
+                "collection_ids": json.dumps(wanted[document_id]),
+                "run_with_orchestration": "false",
+            },
+            headers=admin,
+            timeout=300,
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            responses = list(pool.map(create, wanted))
+        assert [r.status_code for r in responses] == [202] * len(wanted), [
+            r.text for r in responses if r.status_code != 202
+        ]
+        for document_id, collections in wanted.items():
+            document = httpx.get(f"{base}/v3/documents/{document_id}", headers=admin, timeout=60)
+            assert set(document.json()["results"]["collection_ids"]) == set(collections), (
+                document_id
+            )
+            chunks = httpx.get(
+                f"{base}/v3/documents/{document_id}/chunks", headers=admin, timeout=60
+            ).json()["results"]
+            assert [set(c["collection_ids"]) for c in chunks] == [set(collections)] * 2
+        for collection_id in shared:
+            holding = sum(collection_id in c for c in wanted.values())
+            assert _collection(base, admin, collection_id)["document_count"] == (
+                before[collection_id] + holding
+            ), collection_id
+    finally:
+        for document_id in wanted:
+            httpx.delete(f"{base}/v3/documents/{document_id}", headers=admin, timeout=60)
+        for collection_id in [*shared, *new]:
             httpx.delete(f"{base}/v3/collections/{collection_id}", headers=admin, timeout=60)
