@@ -1,4 +1,4 @@
-"""Benchmark 5: no document waits behind another (issue 15), ratios measured in one run.
+"""Benchmark 6: no document waits behind another (issue 15), ratios measured in one run.
 
 1. **Head of line.** 24 normal documents alone, then the same 24 (new ids) pushed in one
    batch with a 5 MiB document and a 6,000-principal document: the time until the 24 are

@@ -319,6 +319,23 @@ SETTINGS: tuple[Setting, ...] = (
         _SECONDS,
         "Beat's sweep: re-rings tenants with due rows (retries, lost rings).",
     ),
+    _engine(
+        "heavy_chunks",
+        _COUNT,
+        "A document with more chunks than this is heavy: it waits (up to "
+        "heavy_yield_seconds) while lighter documents are applied in its worker process.",
+    ),
+    _engine(
+        "heavy_principals",
+        _COUNT,
+        "A document with more ACL principals than this is heavy (see heavy_chunks).",
+    ),
+    _engine(
+        "heavy_yield_seconds",
+        _DELAY,
+        "Longest time a heavy document waits for lighter ones before it is applied anyway "
+        "(0: never waits).",
+    ),
     # --- retries of documents (ledger level; the client retries inside one call too)
     _engine(
         "retry_base_seconds",
@@ -452,6 +469,9 @@ class BridgeSettings:
     drain_slice_seconds: float = 20.0
     task_expires_seconds: float = 3600.0
     sweep_interval_seconds: float = 15.0
+    heavy_chunks: int = 256
+    heavy_principals: int = 1000
+    heavy_yield_seconds: float = 10.0
     # retries of documents (ledger level; the client retries inside one call too)
     retry_base_seconds: float = 2.0
     retry_cap_seconds: float = 300.0

@@ -13,6 +13,10 @@ Guarantees of :meth:`WorkerRuntime.drain`
   round-robin and one tenant's backfill cannot starve another.
 * Fans out: while more due rows remain than it claimed, it rings once more,
   so idle worker threads (in any process) join in.
+* Light documents first: claimed documents are applied side by side, and one
+  predicted to be heavy (many chunks or principals) waits, at most
+  ``heavy_yield_seconds``, while lighter applies of the process are in flight
+  (:mod:`onyx.r2r_sender.light_first`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 
 import httpx
@@ -42,6 +46,7 @@ from onyx.r2r_sender.errors import (
     R2RBusyError,
 )
 from onyx.r2r_sender.ledger import Claim, Ledger, LockSession
+from onyx.r2r_sender.light_first import LightFirst, is_heavy
 from onyx.r2r_sender.metrics import Counters
 from onyx.r2r_sender.prometheus_metrics import count, route_template, server_label, status_class
 
@@ -126,6 +131,7 @@ class WorkerRuntime:
         self._credentials = credentials or self._settings_credentials
         self._targets: dict[R2RCredentials, _Target] = {}
         self._lock = threading.Lock()
+        self._light_first = LightFirst()
 
     def _settings_credentials(self, tenant_id: str) -> R2RCredentials:
         return self.settings.credentials
@@ -215,7 +221,7 @@ class WorkerRuntime:
                 # lock released) as soon as it is done, so a slow document (thousands of
                 # chunks or principals) never keeps its batch-mates pending.  Only this
                 # thread touches the lock session's connection.
-                futures = {pool.submit(self._apply, target, claim): claim for claim in claims}
+                futures = self._submit(pool, target, claims)
                 for future in as_completed(futures):
                     claim = futures[future]
                     try:
@@ -230,6 +236,41 @@ class WorkerRuntime:
         elif self.ledger.has_due(tenant_id):
             self.doorbell.ring(tenant_id)  # next slice, behind other tenants' drains
         return report
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, target: _Target, claims: list[Claim]
+    ) -> dict[Future[Outcome | BaseException], Claim]:
+        """Schedule the applies of *claims*, light ones first; each light one counts as in
+        flight from now on, so a heavy one scheduled beside it waits for it."""
+        heavy = {c.document_id for c in claims if is_heavy(c, self.settings)}
+        futures: dict[Future[Outcome | BaseException], Claim] = {}
+        for claim in sorted(claims, key=lambda c: c.document_id in heavy):
+            if claim.document_id in heavy:
+                futures[pool.submit(self._apply_heavy, target, claim)] = claim
+                continue
+            self._light_first.light_started()
+            try:
+                futures[pool.submit(self._apply_light, target, claim)] = claim
+            except BaseException:
+                self._light_first.light_done()
+                raise
+        return futures
+
+    def _apply_light(self, target: _Target, claim: Claim) -> Outcome | BaseException:
+        try:
+            return self._apply(target, claim)
+        finally:
+            self._light_first.light_done()
+
+    def _apply_heavy(self, target: _Target, claim: Claim) -> Outcome | BaseException:
+        waited = self._light_first.wait_turn(self.settings.heavy_yield_seconds)
+        if waited >= 0.1:
+            logger.info(
+                "document %r (heavy) waited %.1fs for lighter documents",
+                claim.document_id,
+                waited,
+            )
+        return self._apply(target, claim)
 
     def _apply(self, target: _Target, claim: Claim) -> Outcome | BaseException:
         """Apply one claim (R2R work only, no ledger write); the outcome or the failure."""

@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -91,6 +92,50 @@ def test_batch_mates_are_applied_while_a_slow_document_is_in_flight(
         return False
 
     wait_until(big_synced, 900, interval=1.0, what="the slow document synced")
+
+
+def test_a_heavy_document_yields_to_its_light_batch_mates(
+    settings, ledger, purge, tenant_id, make_sender
+) -> None:
+    """A heavy document claimed first in its batch starts its apply only after its light
+    batch-mates are applied (R2R shares its CPU: a create beside it would be slower), and is
+    then applied as usual."""
+    purge.append(tenant_id)
+    runtime = WorkerRuntime(
+        settings.with_overrides(
+            claim_batch=4, drain_slice_seconds=900, heavy_chunks=50, heavy_yield_seconds=120
+        ),
+        ledger=ledger,
+        redis=Redis.from_url(settings.broker_url),
+        doorbell=make_sender("unused").doorbell,
+    )
+    applier = runtime.target_for(tenant_id).applier
+    apply = applier.apply
+    started: dict[str, float] = {}
+    finished: dict[str, float] = {}
+
+    def timed_apply(claim):  # the real apply, with its start and end noted
+        started[claim.document_id] = time.monotonic()
+        try:
+            return apply(claim)
+        finally:
+            finished[claim.document_id] = time.monotonic()
+
+    applier.apply = timed_apply  # type: ignore[method-assign]
+    try:
+        big = onyx_doc("00-big", _big_text(ONE_MIB // 8), acl=["PUBLIC"])  # ~170 chunks
+        small = [
+            onyx_doc(f"small-{i}", f"a short note number {i}", acl=["PUBLIC"]) for i in range(3)
+        ]
+        make_sender(tenant_id).send_batch([big, *small])
+        report = runtime.drain(tenant_id)
+        assert report.applied == 4, report
+    finally:
+        runtime.close()
+    assert {r["status"] for r in states(ledger, tenant_id).values()} == {"synced"}
+    assert set(started) == {"00-big", "small-0", "small-1", "small-2"}
+    last_light = max(finished[f"small-{i}"] for i in range(3))
+    assert started["00-big"] >= last_light, (started, finished)
 
 
 PRINCIPALS = 1000  # the bench runs the issue's 6,000; the request count does not depend on it
