@@ -10,6 +10,7 @@ afterwards.
 from __future__ import annotations
 
 import importlib
+import json
 import pickle
 import subprocess
 import sys
@@ -605,3 +606,61 @@ def test_thousands_of_users_on_one_document(shapes: Shapes, db: Any) -> None:
     db.delete_user(many[0])  # the last user: the document is deleted
     assert db.check_sources(shapes.sources((ref, 1))) == ([], [ref])
     print(f"\n[ccbe r2r] one document for 2,000 users indexed in {indexed:.1f} s")
+
+
+def fresh_backend() -> Any:
+    """A new backend, as CCBE builds one per operation (its in-process caches empty)."""
+    return importlib.import_module("context_chat_backend.backends").get_backend_class("r2r")(None)
+
+
+def test_searches_remember_the_users_collection_across_processes(
+    shapes: Shapes, db: Any, r2r_env: dict[str, str]
+) -> None:
+    """The first search of a user looks the user's collection up; later searches, in any
+    fresh backend, send the search alone (the id is remembered in APP_PERSISTENT_STORAGE,
+    under a hashed key: no user id on disk)."""
+    if not shapes.pull:
+        pytest.skip("the cache does not depend on the generation")
+    batch = shapes.batch(shapes.indoc(f"{FILES}: 1", "The heron nests by the lake.", ["dora"]))
+    assert_indexed(shapes, batch, db.add_indocuments(batch))
+    first = fresh_backend()
+    seen = count_requests(first)
+    assert sources(first, "dora", "heron") == [f"{FILES}: 1"]
+    assert ("POST", "/v3/retrieval/search") in seen and len(
+        [r for r in seen if not r[1].endswith("/users/login")]
+    ) == 2, seen
+    first.close()
+    second = fresh_backend()
+    seen = count_requests(second)
+    assert sources(second, "dora", "heron") == [f"{FILES}: 1"]
+    assert [r for r in seen if not r[1].endswith("/users/login")] == [
+        ("POST", "/v3/retrieval/search")
+    ], seen
+    second.close()
+    cache = Path(r2r_env["APP_PERSISTENT_STORAGE"]) / "r2r" / "collections.json"
+    assert cache.stat().st_mode & 0o777 == 0o600
+    assert "dora" not in cache.read_text()
+
+
+def test_a_stale_remembered_collection_is_looked_up_again(
+    shapes: Shapes, db: Any, r2r_env: dict[str, str]
+) -> None:
+    """A remembered id that no longer names the user's collection (R2R's collections were
+    changed behind the backend's back) finds nothing: the search looks the collection up
+    again, searches with it and remembers it."""
+    if not shapes.pull:
+        pytest.skip("the cache does not depend on the generation")
+    batch = shapes.batch(shapes.indoc(f"{FILES}: 7", "The owl hunts at dusk.", ["emil"]))
+    assert_indexed(shapes, batch, db.add_indocuments(batch))
+    assert sources(fresh_backend(), "emil", "owl") == [f"{FILES}: 7"]  # remembered now
+    cache = Path(r2r_env["APP_PERSISTENT_STORAGE"]) / "r2r" / "collections.json"
+    remembered = json.loads(cache.read_text())
+    assert len(remembered) == 1
+    (key, right) = next(iter(remembered.items()))
+    cache.write_text(json.dumps({key: str(uuid.uuid4())}))  # a collection that does not exist
+    backend = fresh_backend()
+    seen = count_requests(backend)
+    assert sources(backend, "emil", "owl") == [f"{FILES}: 7"]
+    assert len([r for r in seen if r == ("POST", "/v3/retrieval/search")]) == 2, seen
+    assert json.loads(cache.read_text()) == {key: right}
+    backend.close()

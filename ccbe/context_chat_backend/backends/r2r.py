@@ -39,10 +39,12 @@ How CCBE's model maps onto R2R (the engine's Nextcloud host namespace):
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -428,11 +430,23 @@ class VectorDB(BaseVectorDB):
             # only the user's collection is resolved: Nextcloud has no hidden documents, so
             # the read model's hidden-flag lookup would be one request per search for nothing
             label = ACL_PREFIX + user
-            known = self._engine().resolver.resolve(self.scope.key, [label], create=False)
+            cached = self._cached_collection(label)
+            known = {label: cached} if cached else self._look_up_collection(label)
             resolved = search.resolve(known)
             if resolved is None:  # the user has no collection: nothing to search
                 return []
             chunks = self._reader().search(resolved, query, mode="semantic", limit=k)
+            if not chunks and cached:
+                # nothing found through a remembered id: check it still names the user's
+                # collection (one lookup, only for empty results) and search again if not
+                fresh = self._look_up_collection(label, stale=cached)
+                if fresh.get(label) != cached:
+                    resolved = search.resolve(fresh)
+                    chunks = (
+                        []
+                        if resolved is None
+                        else self._reader().search(resolved, query, mode="semantic", limit=k)
+                    )
         except R2RError as e:
             raise DbException(f"Error: performing doc search in R2R: {e}") from None
         return [
@@ -451,6 +465,43 @@ class VectorDB(BaseVectorDB):
         ]
 
     # ---------------------------------------------------------------- helpers
+    def _collection_file(self) -> FileTokenStore | None:
+        """Where searches remember the ids of users' collections across CCBE's processes:
+        ``APP_PERSISTENT_STORAGE/r2r/collections.json`` (the token file's key-value store,
+        keys hashed: no user id on disk); ``None`` without persistent storage."""
+        if not self.token_file:
+            return None
+        return FileTokenStore(Path(self.token_file).with_name("collections.json"))
+
+    def _collection_key(self, label: str) -> str:
+        text = f"{self.base_url}\x00{self.scope.key}\x00{label}"
+        return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+    def _cached_collection(self, label: str) -> uuid.UUID | None:
+        """The remembered collection id of *label* (never raises; unreadable = none)."""
+        store = self._collection_file()
+        value = store.load(self._collection_key(label)) if store is not None else None
+        try:
+            return uuid.UUID(value) if value else None
+        except ValueError:
+            return None
+
+    def _look_up_collection(
+        self, label: str, *, stale: uuid.UUID | None = None
+    ) -> dict[str, uuid.UUID]:
+        """*label*'s collection looked up in R2R by name (never created), remembered for the
+        next searches; *stale*: an id to forget first. Raises the engine's R2R errors."""
+        resolver = self._engine().resolver
+        if stale is not None:
+            resolver.invalidate(self.scope.key, label)
+        known = resolver.resolve(self.scope.key, [label], create=False)
+        store = self._collection_file()
+        if store is not None:
+            found = known.get(label)
+            with store.locked():
+                store.save(self._collection_key(label), str(found) if found else None)
+        return known
+
     def _labelled(self, label: str) -> list[str]:
         try:
             return self._engine().labelled(self.scope, label)
