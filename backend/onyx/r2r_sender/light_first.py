@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from onyx.r2r_sender.applier import ApplyTask
 from onyx.r2r_sender.config import BridgeSettings
@@ -74,15 +72,6 @@ class LightFirst:
             self._light_in_flight -= 1
             if not self._light_in_flight:
                 self._changed.notify_all()
-
-    @contextmanager
-    def light(self) -> Iterator[None]:
-        """:meth:`light_started` … :meth:`light_done` around a ``with`` block."""
-        self.light_started()
-        try:
-            yield
-        finally:
-            self.light_done()
 
     def wait_turn(self, limit_seconds: float) -> float:
         """Block until no light apply is in flight, or *limit_seconds* have passed.

@@ -242,10 +242,10 @@ class WorkerRuntime:
     ) -> dict[Future[Outcome | BaseException], Claim]:
         """Schedule the applies of *claims*, light ones first; each light one counts as in
         flight from now on, so a heavy one scheduled beside it waits for it."""
-        heavy = {c.document_id for c in claims if is_heavy(c, self.settings)}
+        ranked = sorted(((is_heavy(c, self.settings), c) for c in claims), key=lambda p: p[0])
         futures: dict[Future[Outcome | BaseException], Claim] = {}
-        for claim in sorted(claims, key=lambda c: c.document_id in heavy):
-            if claim.document_id in heavy:
+        for heavy, claim in ranked:
+            if heavy:
                 futures[pool.submit(self._apply_heavy, target, claim)] = claim
                 continue
             self._light_first.light_started()

@@ -68,10 +68,13 @@ def test_a_heavy_document_waits_until_the_light_ones_are_done() -> None:
     finished: list[float] = []
 
     def light() -> None:
-        with gate.light():
+        gate.light_started()
+        try:
             entered.set()
             release.wait(30)
             finished.append(time.monotonic())
+        finally:
+            gate.light_done()
 
     worker = threading.Thread(target=light)
     worker.start()
@@ -95,8 +98,11 @@ def test_the_wait_is_bounded_even_if_light_documents_keep_coming() -> None:
     stop = threading.Event()
 
     def light() -> None:
-        with gate.light():
+        gate.light_started()
+        try:
             stop.wait(30)
+        finally:
+            gate.light_done()
 
     worker = threading.Thread(target=light)
     worker.start()

@@ -430,23 +430,21 @@ class VectorDB(BaseVectorDB):
             # only the user's collection is resolved: Nextcloud has no hidden documents, so
             # the read model's hidden-flag lookup would be one request per search for nothing
             label = ACL_PREFIX + user
+
+            def search_through(known: Mapping[str, uuid.UUID]) -> list[Any]:
+                resolved = search.resolve(known)
+                if resolved is None:  # the user has no collection: nothing to search
+                    return []
+                return self._reader().search(resolved, query, mode="semantic", limit=k)
+
             cached = self._cached_collection(label)
-            known = {label: cached} if cached else self._look_up_collection(label)
-            resolved = search.resolve(known)
-            if resolved is None:  # the user has no collection: nothing to search
-                return []
-            chunks = self._reader().search(resolved, query, mode="semantic", limit=k)
+            chunks = search_through({label: cached} if cached else self._look_up_collection(label))
             if not chunks and cached:
                 # nothing found through a remembered id: check it still names the user's
                 # collection (one lookup, only for empty results) and search again if not
                 fresh = self._look_up_collection(label, stale=cached)
                 if fresh.get(label) != cached:
-                    resolved = search.resolve(fresh)
-                    chunks = (
-                        []
-                        if resolved is None
-                        else self._reader().search(resolved, query, mode="semantic", limit=k)
-                    )
+                    chunks = search_through(fresh)
         except R2RError as e:
             raise DbException(f"Error: performing doc search in R2R: {e}") from None
         return [
