@@ -14,6 +14,7 @@ instrumentation and tests).
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 import urllib.parse
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
@@ -137,6 +138,22 @@ def transport_error(
     )
 
 
+def tls_verification(base_url: str) -> ssl.SSLContext | bool:
+    """What the transport's httpx client verifies TLS with, for *base_url*.
+
+    ``https``: httpx's default (``True``: certifi's bundle, or ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR``).  ``http``: no TLS is ever negotiated (redirects are not followed), so
+    the client gets a context that trusts no certificate authority instead of parsing a CA
+    bundle it never uses: 0.1 ms instead of about 20 ms per client, which every operation of
+    a host that builds a client per process (CCBE) pays.  Should TLS ever be attempted with
+    it (an ``https://`` proxy in ``HTTP_PROXY``), verification fails closed: the context
+    still requires a certificate and checks host names.
+    """
+    if urllib.parse.urlsplit(base_url).scheme.lower() == "http":
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    return True
+
+
 class R2RTransport:
     """Requests to one R2R server with retries; thread-safe (one pooled httpx client).
 
@@ -177,6 +194,7 @@ class R2RTransport:
             ),
             headers={"accept": "application/json", "user-agent": "onyx-r2r"},
             follow_redirects=False,
+            verify=tls_verification(base_url),
             transport=transport,
             event_hooks=dict(event_hooks) if event_hooks else None,
         )

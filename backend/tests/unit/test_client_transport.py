@@ -7,6 +7,7 @@ The retrying transport itself is exercised through R2RClient against a closed po
 from __future__ import annotations
 
 import random
+import ssl
 import uuid
 
 import backoff
@@ -20,6 +21,7 @@ from onyx.r2r_sender.client_transport import (
     http_timeout,
     retry_wait,
     retry_waits,
+    tls_verification,
     transport_error,
 )
 from onyx.r2r_sender.errors import InvalidArgumentError, R2RFatalError, R2RRetryableError
@@ -53,6 +55,45 @@ def test_retry_bounds_are_checked() -> None:
     assert repr(transport) == "R2RTransport(base_url='http://r2r:7272')"
     assert transport.timeout(9.0).as_dict()["connect"] == 1.0
     transport.close()
+
+
+def _ca_loads_while_building(base_url: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """How many CA bundles building a transport for *base_url* parses."""
+    loads: list[object] = []
+    real = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: object, **kwargs: object) -> None:
+        loads.append(args or kwargs)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    auth = build_auth(base_url, API_KEY, None, None)
+    transport = R2RTransport(
+        base_url,
+        auth,
+        connect_timeout=1.0,
+        read_timeout=1.0,
+        retry_max_time=0,
+        retry_max_tries=1,
+        max_connections=1,
+    )
+    transport.close()
+    return len(loads)
+
+
+def test_a_plain_http_client_parses_no_ca_bundle(monkeypatch: pytest.MonkeyPatch) -> None:
+    # CCBE builds a client per operation (a fresh process each): parsing certifi's bundle
+    # cost about 20 ms of every search for a URL that never negotiates TLS
+    assert _ca_loads_while_building("http://r2r:7272", monkeypatch) == 0
+    assert _ca_loads_while_building("https://r2r.example.com", monkeypatch) >= 1
+
+
+def test_the_plain_http_context_fails_closed_if_tls_is_ever_tried() -> None:
+    context = tls_verification("HTTP://r2r:7272")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.get_ca_certs() == []  # trusts nobody: a handshake could not verify
+    assert tls_verification("https://r2r.example.com") is True  # httpx's default trust
 
 
 # ---------------------------------------------------------------- retry wait policy
