@@ -105,7 +105,8 @@ class FileTokenStore:
                     os.unlink(tmp)
                 raise
         except OSError as e:
-            logger.warning("cannot save the R2R login token in %s: %s", self.path.parent, e)
+            # the store also keeps other values than login tokens (CCBE: collection ids)
+            logger.warning("cannot save %s in %s: %s", self.path.name, self.path.parent, e)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:

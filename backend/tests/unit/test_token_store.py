@@ -7,11 +7,13 @@ real server's logins and 401s are covered by ``tests/integration/test_ccbe_r2r.p
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import pickle
 from pathlib import Path
 
 import httpx
+import pytest
 
 from onyx.r2r_sender import FileTokenStore, TokenStore
 from onyx.r2r_sender.client_auth import build_auth
@@ -51,6 +53,21 @@ def test_the_store_keeps_tokens_in_a_private_file(tmp_path: Path) -> None:
     assert copy.path == store.path and repr(copy) == repr(store)
     key = token_key(BASE, EMAIL)
     assert EMAIL not in key and key == token_key(BASE + "/", EMAIL) != token_key(BASE, "x")
+
+
+def test_a_store_that_cannot_be_written_says_which_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    store = FileTokenStore(blocked / "collections.json")  # CCBE keeps collection ids here
+    with caplog.at_level(logging.WARNING, logger="onyx.r2r_sender.token_store"):
+        store.save("k", "value-that-must-not-be-logged")  # never raises: the value is lost
+    assert store.load("k") is None
+    [record] = caplog.records
+    assert "cannot save collections.json in" in record.getMessage()
+    assert "login token" not in record.getMessage()
+    assert "value-that-must-not-be-logged" not in caplog.text
 
 
 def test_a_stored_token_saves_the_login_and_a_401_renews_it(tmp_path: Path) -> None:
