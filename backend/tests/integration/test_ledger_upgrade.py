@@ -7,12 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import IntegrityError
 from stack_helpers import ensure_database
 
 from onyx.r2r_sender.ledger import Ledger, migrate
 from onyx.r2r_sender.ledger.models import SCHEMA
 
 pytestmark = pytest.mark.integration
+
+HEAD = "0006_payload_without_fk"
 
 
 @pytest.fixture
@@ -48,7 +51,7 @@ def test_0004_to_head_keeps_documents_and_tenant_choices(scratch, settings) -> N
             )
         )
     migrate.upgrade(scratch)
-    assert migrate.current_revision(scratch) == "0005_export_choice"
+    assert migrate.current_revision(scratch) == HEAD
     ledger = Ledger(scratch, settings)
     states = ledger.desired_of("t", ["d1", "d2"])
     assert (states["d1"].version, states["d1"].labels, states["d1"].status) == (
@@ -77,3 +80,68 @@ def test_0004_to_head_keeps_documents_and_tenant_choices(scratch, settings) -> N
             ).scalar()
             is None
         )
+
+
+def _payload_foreign_keys(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT count(*) FROM pg_constraint "
+                f"WHERE conrelid = CAST('{SCHEMA}.document_payload' AS regclass) AND contype = 'f'"
+            )
+        ).scalar_one()
+
+
+def _insert_payload(conn, document_id: str) -> None:
+    conn.execute(
+        text(
+            f"INSERT INTO {SCHEMA}.document_payload (tenant_id, document_id, version, "
+            "text_content, r2r_metadata) VALUES ('t', :d, 'v', 'body', '{}')"
+        ),
+        {"d": document_id},
+    )
+
+
+def test_0006_payloads_still_go_with_their_state_rows_without_the_foreign_key(scratch) -> None:
+    migrate.upgrade(scratch, "0005_export_choice")
+    assert _payload_foreign_keys(scratch) == 1
+    with scratch.begin() as conn:
+        conn.execute(
+            text(
+                f"INSERT INTO {SCHEMA}.document_state (tenant_id, document_id, desired_version, "
+                "desired_labels, status) VALUES "
+                "('t', 'kept', 'v', ARRAY['acl:PUBLIC'], 'pending'), "
+                "('t', 'gone', 'v', ARRAY['acl:PUBLIC'], 'pending'), "
+                "('t', 'gone2', 'v', ARRAY['acl:PUBLIC'], 'pending')"
+            )
+        )
+        for document_id in ("kept", "gone", "gone2"):
+            _insert_payload(conn, document_id)
+    migrate.upgrade(scratch)
+    assert migrate.current_revision(scratch) == HEAD
+    assert _payload_foreign_keys(scratch) == 0
+    with scratch.begin() as conn:
+        # deleting state rows (one statement, several rows) still deletes their payloads
+        conn.execute(
+            text(f"DELETE FROM {SCHEMA}.document_state WHERE document_id IN ('gone', 'gone2')")
+        )
+        assert _payload_ids(conn) == ["kept"]
+        _insert_payload(conn, "orphan")  # no check on insert any more
+        assert _payload_ids(conn) == ["kept", "orphan"]
+
+    migrate.downgrade(scratch, "0005_export_choice")
+    assert _payload_foreign_keys(scratch) == 1
+    with scratch.begin() as conn:
+        assert _payload_ids(conn) == ["kept"]  # the row the key would reject is gone
+        conn.execute(text(f"DELETE FROM {SCHEMA}.document_state WHERE document_id = 'kept'"))
+        assert _payload_ids(conn) == []  # the key's cascade is back
+    with pytest.raises(IntegrityError), scratch.begin() as conn:
+        _insert_payload(conn, "orphan")
+
+
+def _payload_ids(conn) -> list[str]:
+    return list(
+        conn.execute(
+            text(f"SELECT document_id FROM {SCHEMA}.document_payload ORDER BY document_id")
+        ).scalars()
+    )
