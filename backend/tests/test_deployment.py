@@ -170,6 +170,32 @@ def test_compose_sets_the_r2r_settings_on_onyx_services(summary: dict[str, Any])
     assert len(r2r_env["R2R_SECRET_KEY"]) >= 32
 
 
+def test_the_callers_environment_changes_nothing_compose_renders(tmp_path: Path) -> None:
+    """Compose lets the shell's variables win over the env file; a developer's shell after
+    ``eval "$(scripts/stack env)"`` (its broker URL on Redis db 15) or with a secret of its
+    own must not change what the check renders or let the fail-closed checks pass."""
+    polluted = {
+        **os.environ,
+        "DEPLOY_CHECK_OUT": str(tmp_path),
+        "ONYX_R2R_BROKER_URL": "redis://127.0.0.1:6379/15",
+        "R2R_SECRET_KEY": "a-secret-from-the-callers-shell-0123456789",
+    }
+    proc = subprocess.run(
+        [str(REPO_ROOT / "scripts" / "deployment_check")],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        cwd=REPO_ROOT,
+        env=polluted,
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["checks"]["compose"]["status"] == "passed", (summary, proc.stderr[-2000:])
+    assert summary["checks"]["nextcloud"]["status"] == "passed", summary
+    services = json.loads((tmp_path / "compose.json").read_text())["services"]
+    assert services["api_server"]["environment"]["ONYX_R2R_BROKER_URL"].endswith("/13")
+    assert "callers-shell" not in (tmp_path / "compose.json").read_text()
+
+
 def test_compose_overlay_also_fits_onyx_production_file(summary: dict[str, Any]) -> None:
     if not summary["onyx_files_available"]:
         pytest.skip("Onyx's compose files unavailable (ONYX_SOURCE_DIR / ONYX_GIT_DIR)")
