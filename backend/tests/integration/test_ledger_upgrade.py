@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.exc import IntegrityError
 from stack_helpers import ensure_database
@@ -14,8 +15,6 @@ from onyx.r2r_sender.ledger import Ledger, migrate
 from onyx.r2r_sender.ledger.models import SCHEMA
 
 pytestmark = pytest.mark.integration
-
-HEAD = "0006_payload_without_fk"
 
 
 @pytest.fixture
@@ -51,7 +50,7 @@ def test_0004_to_head_keeps_documents_and_tenant_choices(scratch, settings) -> N
             )
         )
     migrate.upgrade(scratch)
-    assert migrate.current_revision(scratch) == HEAD
+    assert migrate.current_revision(scratch) == _head()
     ledger = Ledger(scratch, settings)
     states = ledger.desired_of("t", ["d1", "d2"])
     assert (states["d1"].version, states["d1"].labels, states["d1"].status) == (
@@ -80,6 +79,18 @@ def test_0004_to_head_keeps_documents_and_tenant_choices(scratch, settings) -> N
             ).scalar()
             is None
         )
+
+
+def _head() -> str:
+    return ScriptDirectory.from_config(migrate.alembic_config()).get_current_head()
+
+
+def _payload_ids(conn) -> list[str]:
+    return list(
+        conn.execute(
+            text(f"SELECT document_id FROM {SCHEMA}.document_payload ORDER BY document_id")
+        ).scalars()
+    )
 
 
 def _payload_foreign_keys(engine: Engine) -> int:
@@ -118,7 +129,7 @@ def test_0006_payloads_still_go_with_their_state_rows_without_the_foreign_key(sc
         for document_id in ("kept", "gone", "gone2"):
             _insert_payload(conn, document_id)
     migrate.upgrade(scratch)
-    assert migrate.current_revision(scratch) == HEAD
+    assert migrate.current_revision(scratch) == _head()
     assert _payload_foreign_keys(scratch) == 0
     with scratch.begin() as conn:
         # deleting state rows (one statement, several rows) still deletes their payloads
@@ -137,11 +148,3 @@ def test_0006_payloads_still_go_with_their_state_rows_without_the_foreign_key(sc
         assert _payload_ids(conn) == []  # the key's cascade is back
     with pytest.raises(IntegrityError), scratch.begin() as conn:
         _insert_payload(conn, "orphan")
-
-
-def _payload_ids(conn) -> list[str]:
-    return list(
-        conn.execute(
-            text(f"SELECT document_id FROM {SCHEMA}.document_payload ORDER BY document_id")
-        ).scalars()
-    )

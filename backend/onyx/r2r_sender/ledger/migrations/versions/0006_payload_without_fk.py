@@ -15,7 +15,6 @@ an operator resetting a tenant by hand, the tests' clean-ups), a statement-level
 """
 
 from alembic import op
-from sqlalchemy import text
 
 revision = "0006_payload_without_fk"
 down_revision = "0005_export_choice"
@@ -25,20 +24,8 @@ depends_on = None
 SCHEMA = "r2r_bridge"
 FUNCTION = f"{SCHEMA}.delete_payloads_of_deleted_states"
 TRIGGER = "document_state_deletes_payloads"
-
-
-def _payload_foreign_keys() -> list[str]:
-    return list(
-        op.get_bind()
-        .execute(
-            text(
-                "SELECT conname FROM pg_constraint "
-                "WHERE conrelid = CAST(:table AS regclass) AND contype = 'f'"
-            ),
-            {"table": f"{SCHEMA}.document_payload"},
-        )
-        .scalars()
-    )
+# the name PostgreSQL gave 0001's unnamed key
+FOREIGN_KEY = "document_payload_tenant_id_document_id_fkey"
 
 
 def upgrade() -> None:
@@ -55,8 +42,7 @@ def upgrade() -> None:
         "REFERENCING OLD TABLE AS deleted_states FOR EACH STATEMENT "
         f"EXECUTE FUNCTION {FUNCTION}()"
     )
-    for name in _payload_foreign_keys():
-        op.drop_constraint(name, "document_payload", type_="foreignkey", schema=SCHEMA)
+    op.drop_constraint(FOREIGN_KEY, "document_payload", type_="foreignkey", schema=SCHEMA)
 
 
 def downgrade() -> None:
@@ -69,7 +55,7 @@ def downgrade() -> None:
         "WHERE s.tenant_id = p.tenant_id AND s.document_id = p.document_id)"
     )
     op.create_foreign_key(
-        "document_payload_tenant_id_document_id_fkey",
+        FOREIGN_KEY,
         "document_payload",
         "document_state",
         ["tenant_id", "document_id"],
